@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.http import HttpRequest
+
+from accounts.admin_base import ReadOnlyTenantAdmin, TenantScopedAdmin, admin_tenant_ids
+from accounts.models import ApiKey, AuditLog, Membership, Tenant, User
+from accounts.services import api_key_create, api_key_revoke
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    ordering = ["email"]
+    list_display = ["email", "first_name", "last_name", "is_staff", "is_superuser"]
+    search_fields = ["email", "first_name", "last_name"]
+    fieldsets = (
+        (None, {"fields": ("email", "password")}),
+        ("Personal info", {"fields": ("first_name", "last_name")}),
+        ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser")}),
+        ("Important dates", {"fields": ("last_login", "date_joined")}),
+    )
+    add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser
+
+
+@admin.register(Tenant)
+class TenantAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "prediction_target", "horizon_days", "scoring_interval_minutes"]
+    search_fields = ["name", "slug"]
+    readonly_fields = ["publishable_key", "identity_secret", "created_at"]
+    fieldsets = (
+        (None, {"fields": ("name", "slug", "timezone")}),
+        (
+            "Prediction",
+            {"fields": ("prediction_target", "contact_signals", "activity_signals", "horizon_days")},
+        ),
+        ("Contact budget", {"fields": ("budget_max_messages", "budget_per_days")}),
+        ("Schedule", {"fields": ("scoring_interval_minutes", "training_interval_days")}),
+        ("Widget", {"fields": ("allowed_origins", "publishable_key", "identity_secret")}),
+    )
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        qs = super().get_queryset(request)
+        return qs if request.user.is_superuser else qs.filter(pk__in=admin_tenant_ids(request))
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if request.user.is_superuser:
+            return self.readonly_fields
+        return [*self.readonly_fields, "slug"]
+
+    def _allowed(self, request: HttpRequest, obj: Any = None) -> bool:
+        if request.user.is_superuser:
+            return True
+        ids = admin_tenant_ids(request)
+        return request.user.is_staff and bool(ids) and (obj is None or obj.pk in ids)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self._allowed(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._allowed(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._allowed(request, obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_superuser
+
+
+@admin.register(Membership)
+class MembershipAdmin(TenantScopedAdmin):
+    list_display = ["user", "tenant", "role", "created_at"]
+    list_filter = ["role"]
+    search_fields = ["user__email"]
+    autocomplete_fields: list[str] = []
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "user" and not request.user.is_superuser:
+            # Only people already in one of the admin's tenants; new people are invited by a superuser.
+            kwargs["queryset"] = User.objects.filter(
+                memberships__tenant__in=admin_tenant_ids(request)
+            ).distinct()
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(TenantScopedAdmin):
+    list_display = ["prefix", "name", "tenant", "created_at", "last_used_at", "revoked_at"]
+    fields = ["tenant", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
+        if change:
+            obj.save(update_fields=["name"])
+            return
+        new = api_key_create(tenant=obj.tenant, name=obj.name, created_by=request.user)  # type: ignore[arg-type]
+        obj.pk, obj.prefix = new.key.pk, new.key.prefix
+        self.message_user(
+            request, f"Secret key (shown once, copy it now): {new.secret}", level=messages.WARNING
+        )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [*self.readonly_fields, "tenant"] if obj else self.readonly_fields
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description="Revoke selected keys")
+    def revoke(self, request: HttpRequest, queryset: Any) -> None:
+        for key in queryset:
+            api_key_revoke(tenant=key.tenant, key=key, actor=request.user)  # type: ignore[arg-type]
+
+
+@admin.register(AuditLog)
+class AuditLogAdmin(ReadOnlyTenantAdmin):
+    list_display = ["created_at", "tenant", "actor", "action", "target_type", "target_id"]
+    list_filter = ["action"]
+    search_fields = ["action", "target_id", "actor__email"]

@@ -1,0 +1,96 @@
+"""The ModelAdmin base that scopes the Django admin to the tenants a user administers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.db import models
+from django.http import HttpRequest
+
+from accounts.models import Membership, Tenant
+from accounts.scoping import TenantOwned
+
+
+def admin_tenant_ids(request: HttpRequest) -> list[int]:
+    if not request.user.is_authenticated:
+        return []
+    cached = getattr(request, "_admin_tenant_ids", None)
+    if cached is None:
+        cached = list(
+            Membership.objects.filter(user=request.user, role=Membership.Role.ADMIN).values_list(
+                "tenant_id", flat=True
+            )
+        )
+        request._admin_tenant_ids = cached  # type: ignore[attr-defined]
+    return cached
+
+
+class TenantScopedAdmin(admin.ModelAdmin):
+    """Querysets, foreign-key choices and permissions limited to the user's admin tenants.
+
+    Tenant admins need no Django model permissions: their `admin` membership is the
+    permission. Superusers see every tenant.
+    """
+
+    def get_queryset(self, request: HttpRequest) -> models.QuerySet:
+        qs = super().get_queryset(request)
+        if request.user.is_superuser:
+            return qs.unscoped() if hasattr(qs, "unscoped") else qs
+        return qs.filter(tenant__in=admin_tenant_ids(request))
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        related = db_field.remote_field.model
+        if not request.user.is_superuser:
+            if related is Tenant:
+                kwargs["queryset"] = Tenant.objects.filter(pk__in=admin_tenant_ids(request))
+            elif issubclass(related, TenantOwned):
+                kwargs["queryset"] = related.objects.filter(tenant__in=admin_tenant_ids(request))
+        elif issubclass(related, TenantOwned):
+            kwargs["queryset"] = related.objects.unscoped()
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
+        tenant_field = form.base_fields.get("tenant")
+        if tenant_field is not None and not request.user.is_superuser:
+            ids = admin_tenant_ids(request)
+            if len(ids) == 1 and obj is None:
+                tenant_field.initial = ids[0]
+        return form
+
+    def _is_tenant_admin(self, request: HttpRequest, obj: Any = None) -> bool:
+        if not request.user.is_active or not request.user.is_staff:
+            return False
+        if request.user.is_superuser:
+            return True
+        ids = admin_tenant_ids(request)
+        return bool(ids) and (obj is None or obj.tenant_id in ids)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self._is_tenant_admin(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._is_tenant_admin(request, obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return self._is_tenant_admin(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._is_tenant_admin(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._is_tenant_admin(request, obj)
+
+
+class ReadOnlyTenantAdmin(TenantScopedAdmin):
+    """For records nobody edits from the app (audit log, engagement events, runs)."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

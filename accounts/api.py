@@ -1,0 +1,114 @@
+"""`GET|PATCH /api/v1/tenant`: the tenant's settings as the contract shapes them."""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.api_base import TenantAPIView
+from accounts.models import Tenant
+from accounts.services import audit_record, tenant_update_settings
+
+SIGNAL_PATTERN = re.compile(r"^[a-z0-9_.:-]{1,100}\*?$")
+ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$")
+
+
+def _signal_patterns(value: list[str]) -> list[str]:
+    for item in value:
+        if not SIGNAL_PATTERN.match(item):
+            raise serializers.ValidationError(f"{item!r} is not a signal name or prefix ending in '*'")
+    return value
+
+
+class PredictionSerializer(serializers.Serializer):
+    target = serializers.ChoiceField(choices=Tenant.Target.values)
+    activity_signals = serializers.ListField(child=serializers.CharField(), min_length=1, max_length=50)
+    horizon_days = serializers.IntegerField(min_value=1, max_value=365)
+
+    def validate_activity_signals(self, value: list[str]) -> list[str]:
+        return _signal_patterns(value)
+
+
+class BudgetSerializer(serializers.Serializer):
+    max_messages = serializers.IntegerField(min_value=0, max_value=100)
+    per_days = serializers.IntegerField(min_value=1, max_value=365)
+
+
+class TenantSettingsSerializer(serializers.Serializer):
+    slug = serializers.SlugField(read_only=True)
+    name = serializers.CharField(max_length=200)
+    timezone = serializers.CharField(max_length=64)
+    contact_signals = serializers.ListField(child=serializers.CharField(), min_length=1, max_length=50)
+    prediction = PredictionSerializer()
+    contact_budget = BudgetSerializer()
+    allowed_origins = serializers.ListField(child=serializers.CharField(), max_length=50)
+
+    def validate_timezone(self, value: str) -> str:
+        if value not in zoneinfo.available_timezones():
+            raise serializers.ValidationError(f"{value!r} is not an IANA time zone")
+        return value
+
+    def validate_contact_signals(self, value: list[str]) -> list[str]:
+        return _signal_patterns(value)
+
+    def validate_allowed_origins(self, value: list[str]) -> list[str]:
+        for origin in value:
+            if not ORIGIN.match(origin):
+                raise serializers.ValidationError(f"{origin!r} is not an origin like https://app.example.com")
+        return value
+
+
+def tenant_settings(tenant: Tenant) -> dict[str, Any]:
+    return {
+        "slug": tenant.slug,
+        "name": tenant.name,
+        "timezone": tenant.timezone,
+        "contact_signals": tenant.contact_signals,
+        "prediction": {
+            "target": tenant.prediction_target,
+            "activity_signals": tenant.activity_signals,
+            "horizon_days": tenant.horizon_days,
+        },
+        "contact_budget": {"max_messages": tenant.budget_max_messages, "per_days": tenant.budget_per_days},
+        "allowed_origins": tenant.allowed_origins,
+    }
+
+
+def _merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            merged[key] = _merge(base[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+class TenantSettingsView(TenantAPIView):
+    serializer_class = TenantSettingsSerializer
+
+    @extend_schema(responses=TenantSettingsSerializer)
+    def get(self, request: Request) -> Response:
+        return Response(tenant_settings(self.tenant))
+
+    @extend_schema(request=TenantSettingsSerializer, responses=TenantSettingsSerializer)
+    def patch(self, request: Request) -> Response:
+        if not isinstance(request.data, dict):
+            raise serializers.ValidationError({"non_field_errors": ["Expected a JSON object."]})
+        unknown = sorted(set(request.data) - set(TenantSettingsSerializer().fields) - {"slug"})
+        if unknown:
+            raise serializers.ValidationError({name: ["Unknown setting."] for name in unknown})
+        current = tenant_settings(self.tenant)
+        serializer = TenantSettingsSerializer(data=_merge(current, request.data))
+        serializer.is_valid(raise_exception=True)
+        tenant = tenant_update_settings(tenant=self.tenant, data=serializer.validated_data)
+        audit_record(
+            tenant=tenant, actor=None, action="tenant.settings_api", target=tenant, data=request.data
+        )
+        return Response(tenant_settings(tenant))

@@ -1,0 +1,70 @@
+"""Server-key authentication for the HTTP API: `Authorization: Bearer sk_...`."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.utils import timezone
+from rest_framework import authentication, exceptions
+from rest_framework.request import Request
+
+from accounts.models import ApiKey, Tenant, hash_key
+
+
+@dataclass(frozen=True)
+class KeyPrincipal:
+    """What `request.user` is for an API call: the tenant behind a server key."""
+
+    tenant: Tenant
+    key: ApiKey
+    is_authenticated: bool = True
+    is_active: bool = True
+    is_staff: bool = False
+    is_superuser: bool = False
+
+    @property
+    def pk(self) -> str:
+        return f"key:{self.key.prefix}"
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def api_key_authenticate(raw: str) -> ApiKey | None:
+    if not raw.startswith("sk_") or len(raw) < ApiKey.PREFIX_LEN + 10:
+        return None
+    key = (
+        ApiKey.objects.unscoped()
+        .select_related("tenant")
+        .filter(prefix=raw[: ApiKey.PREFIX_LEN], revoked_at=None)
+        .first()
+    )
+    if key is None or not hmac.compare_digest(key.key_hash, hash_key(raw)):
+        return None
+    now = timezone.now()
+    if key.last_used_at is None or now - key.last_used_at > timedelta(minutes=5):
+        ApiKey.objects.for_tenant(key.tenant_id).filter(pk=key.pk).update(last_used_at=now)
+    return key
+
+
+class ServerKeyAuthentication(authentication.BaseAuthentication):
+    keyword = "Bearer"
+
+    def authenticate(self, request: Request) -> tuple[KeyPrincipal, ApiKey] | None:
+        token = bearer_token(request)
+        if token is None:
+            return None
+        key = api_key_authenticate(token)
+        if key is None:
+            raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+        return KeyPrincipal(tenant=key.tenant, key=key), key
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'

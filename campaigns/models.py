@@ -1,0 +1,181 @@
+"""Playbooks, campaigns, incidents and the outreach they create."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from accounts.scoping import TenantOwned
+
+
+class Priority(models.IntegerChoices):
+    LOW = 0, "low"
+    NORMAL = 1, "normal"
+    HIGH = 2, "high"
+    URGENT = 3, "urgent"
+
+
+class Playbook(TenantOwned):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=200)
+    enabled = models.BooleanField(default=True)
+    trigger = models.JSONField(help_text="Condition JSON: all/any/not and metric/op/value leaves.")
+    action = models.JSONField(
+        help_text="channel, title, body (Markdown), cta_label, cta_url, requires_review, priority"
+    )
+    cooldown_days = models.PositiveSmallIntegerField(default=14)
+    holdout_percent = models.PositiveSmallIntegerField(default=10)
+    review_expiry_hours = models.PositiveIntegerField(
+        default=72, help_text="Outreach waiting for review longer than this expires."
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="playbook_tenant_name_uniq")]
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Campaign(TenantOwned):
+    class Status(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        CANCELLED = "cancelled", "Cancelled"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=200)
+    audience = models.JSONField(help_text="Condition JSON selecting the customers it is sent to.")
+    action = models.JSONField()
+    send_at = models.DateTimeField()
+    holdout_percent = models.PositiveSmallIntegerField(default=10)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.SCHEDULED)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    audience_size = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "status", "send_at"], name="campaign_tenant_due")]
+        ordering = ["-send_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Incident(TenantOwned):
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        RESOLVED = "resolved", "Resolved"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    component = models.CharField(max_length=100)
+    title = models.CharField(max_length=200)
+    affected = models.JSONField(help_text="Condition JSON selecting the affected customers.")
+    notice = models.JSONField(help_text="Action sent to affected customers when the incident opens.")
+    follow_up = models.JSONField(null=True, blank=True, help_text="Optional action sent on resolution.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    overrides_budget = models.BooleanField(default=True)
+    opened_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "status"], name="incident_tenant_status")]
+        ordering = ["-opened_at"]
+
+    def __str__(self) -> str:
+        return f"{self.component}: {self.title}"
+
+
+class Outreach(TenantOwned):
+    """One message to one customer, from a playbook, a campaign or an incident."""
+
+    class Status(models.TextChoices):
+        PENDING_REVIEW = "pending_review", "Pending review"
+        SENT = "sent", "Sent"
+        HELD_OUT = "held_out", "Held out"
+        SUPPRESSED = "suppressed", "Suppressed"
+        REJECTED = "rejected", "Rejected"
+        SNOOZED = "snoozed", "Snoozed"
+        EXPIRED = "expired", "Expired"
+
+    class Channel(models.TextChoices):
+        IN_APP = "in_app", "In-app"
+        EMAIL = "email", "Email"
+
+    class Feedback(models.TextChoices):
+        HELPFUL = "helpful", "Helpful"
+        NOT_HELPFUL = "not_helpful", "Not helpful"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    customer = models.ForeignKey("proactive.Customer", on_delete=models.CASCADE, db_index=False)
+    playbook = models.ForeignKey(Playbook, null=True, blank=True, on_delete=models.SET_NULL, db_index=False)
+    campaign = models.ForeignKey(Campaign, null=True, blank=True, on_delete=models.SET_NULL, db_index=False)
+    incident = models.ForeignKey(Incident, null=True, blank=True, on_delete=models.SET_NULL, db_index=False)
+    dedupe_key = models.CharField(
+        max_length=120, help_text="One outreach per source, customer and cooldown window (unique per tenant)."
+    )
+    channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.IN_APP)
+    status = models.CharField(max_length=20, choices=Status.choices)
+    holdout = models.BooleanField(default=False)
+    priority = models.SmallIntegerField(choices=Priority.choices, default=Priority.NORMAL)
+    risk_score = models.FloatField(null=True, blank=True)
+    triggered_at = models.DateTimeField()
+    context = models.JSONField(default=dict, blank=True, help_text="Metric values that made it fire.")
+    title = models.CharField(max_length=200)
+    body = models.TextField(blank=True)
+    cta_label = models.CharField(max_length=100, blank=True)
+    cta_url = models.URLField(max_length=500, blank=True)
+    suppressed_reason = models.CharField(max_length=200, blank=True)
+    reject_reason = models.CharField(max_length=500, blank=True)
+    snoozed_until = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    review_deadline = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    email_sent_at = models.DateTimeField(null=True, blank=True)
+    seen_at = models.DateTimeField(null=True, blank=True)
+    clicked_at = models.DateTimeField(null=True, blank=True)
+    dismissed_at = models.DateTimeField(null=True, blank=True)
+    feedback = models.CharField(max_length=12, choices=Feedback.choices, blank=True)
+    feedback_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "dedupe_key"], name="outreach_tenant_dedupe_uniq")
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "status", "-priority", "-risk_score"], name="outreach_queue"),
+            models.Index(fields=["tenant", "customer", "-triggered_at"], name="outreach_customer"),
+            models.Index(fields=["tenant", "playbook", "triggered_at"], name="outreach_playbook"),
+            models.Index(fields=["tenant", "campaign", "triggered_at"], name="outreach_campaign"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.title} -> {self.customer_id} ({self.status})"
+
+
+class OutreachEvent(TenantOwned):
+    """Engagement and agent actions on an outreach: seen, clicked, dismissed, feedback, edits, sends."""
+
+    outreach = models.ForeignKey(Outreach, on_delete=models.CASCADE, db_index=False, related_name="events")
+    kind = models.CharField(max_length=30)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "outreach", "created_at"], name="outreachevent_outreach")]

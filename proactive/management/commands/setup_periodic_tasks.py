@@ -1,0 +1,28 @@
+"""Declare the beat schedule in code (run on deploy and by `make demo`).
+
+One periodic row per job type; each fans out one task per due tenant, so the
+database scheduler never holds a row per tenant.
+"""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+# name -> (task, every N seconds)
+SCHEDULE: dict[str, tuple[str, int]] = {}
+
+
+class Command(BaseCommand):
+    help = "Create or update the periodic tasks."
+
+    def handle(self, *args: object, **opts: object) -> None:
+        for name, (task, seconds) in SCHEDULE.items():
+            interval, _ = IntervalSchedule.objects.get_or_create(
+                every=seconds, period=IntervalSchedule.SECONDS
+            )
+            PeriodicTask.objects.update_or_create(
+                name=name, defaults={"task": task, "interval": interval, "enabled": True}
+            )
+        PeriodicTask.objects.exclude(name__in=SCHEDULE).filter(name__startswith="proactive:").delete()
+        self.stdout.write(f"{len(SCHEDULE)} periodic tasks set up")

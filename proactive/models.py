@@ -1,0 +1,187 @@
+"""Core domain: customers, signals and their daily rollups, risk models, scores, pipeline runs."""
+
+from __future__ import annotations
+
+from django.contrib.postgres.indexes import BrinIndex
+from django.db import models
+from django.utils import timezone
+
+from accounts.scoping import TenantOwned
+
+
+class Customer(TenantOwned):
+    external_id = models.CharField(max_length=255)
+    name = models.CharField(max_length=255, blank=True)
+    email = models.EmailField(blank=True)
+    signed_up_at = models.DateTimeField(null=True, blank=True)
+    attributes = models.JSONField(default=dict, blank=True)
+    email_unsubscribed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "external_id"], name="customer_tenant_external_uniq")
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.external_id
+
+
+class Signal(TenantOwned):
+    """One usage event. `key` is the sender's idempotency key: never stored twice per tenant.
+
+    Append-mostly and the largest table: time-ordered access goes through a BRIN index on
+    `timestamp` and (tenant, customer, timestamp) for one customer's timeline; long windows
+    are read from `SignalDaily`, not from here.
+    """
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, db_index=False)
+    key = models.CharField(max_length=128)
+    name = models.CharField(max_length=100)
+    timestamp = models.DateTimeField()
+    properties = models.JSONField(default=dict, blank=True)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "key"], name="signal_tenant_key_uniq")]
+        indexes = [
+            models.Index(fields=["tenant", "customer", "timestamp"], name="signal_tenant_cust_ts"),
+            BrinIndex(fields=["timestamp"], name="signal_ts_brin", autosummarize=True),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.timestamp:%Y-%m-%d %H:%M}"
+
+
+class SignalDaily(TenantOwned):
+    """Per (customer, signal name, UTC day) count, maintained as signals arrive."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, db_index=False)
+    name = models.CharField(max_length=100)
+    day = models.DateField()
+    count = models.PositiveIntegerField(default=0)
+    last_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "customer", "name", "day"], name="signaldaily_uniq")
+        ]
+        indexes = [models.Index(fields=["tenant", "day"], name="signaldaily_tenant_day")]
+
+
+class SignalName(TenantOwned):
+    """The catalogue of signal names a tenant actually sends (drives the default feature set)."""
+
+    name = models.CharField(max_length=100)
+    total = models.BigIntegerField(default=0)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="signalname_tenant_name_uniq")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RiskModel(TenantOwned):
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        RETIRED = "retired", "Retired (replaced by a newer model)"
+        REJECTED = "rejected", "Rejected (worse than the active model)"
+        INSUFFICIENT_DATA = "insufficient_data", "Not trained: too little data"
+
+    version = models.PositiveIntegerField()
+    status = models.CharField(max_length=20, choices=Status.choices)
+    target = models.CharField(max_length=20)
+    horizon_days = models.PositiveSmallIntegerField()
+    as_of = models.DateTimeField()
+    trained_at = models.DateTimeField(default=timezone.now)
+    training_rows = models.PositiveIntegerField(default=0)
+    metrics = models.JSONField(default=dict, blank=True)
+    feature_names = models.JSONField(default=list, blank=True)
+    feature_importance = models.JSONField(default=dict, blank=True)
+    calibration = models.JSONField(default=dict, blank=True)
+    booster = models.BinaryField(null=True, blank=True)
+    notes = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "version"], name="riskmodel_tenant_version_uniq"),
+            models.UniqueConstraint(
+                fields=["tenant"], condition=models.Q(status="active"), name="riskmodel_one_active"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"v{self.version} ({self.status})"
+
+
+class RiskScore(TenantOwned):
+    """The latest score per customer (upserted by each scoring run)."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, db_index=False)
+    model = models.ForeignKey(RiskModel, null=True, blank=True, on_delete=models.SET_NULL)
+    score = models.FloatField()
+    scored_at = models.DateTimeField()
+    reasons = models.JSONField(default=list, blank=True)
+    rule_based = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "customer"], name="riskscore_tenant_cust_uniq")
+        ]
+        indexes = [models.Index(fields=["tenant", "-score"], name="riskscore_tenant_score")]
+
+
+class RiskScoreDaily(TenantOwned):
+    """One score per customer per day, for risk-over-time charts."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, db_index=False)
+    day = models.DateField()
+    score = models.FloatField()
+    model_version = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "customer", "day"], name="riskscoredaily_uniq")
+        ]
+
+
+class PipelineRun(TenantOwned):
+    """One run of features -> (train) -> score -> playbooks -> campaigns for a tenant.
+
+    `window_key` makes a scheduled run idempotent: two schedulers firing for the same
+    (tenant, kind, window) hit the unique constraint and the second one skips.
+    """
+
+    class Kind(models.TextChoices):
+        SCORE = "score", "Score and evaluate playbooks"
+        TRAIN = "train", "Train, score and evaluate playbooks"
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    trigger = models.CharField(max_length=20, default="schedule")
+    window_key = models.CharField(max_length=64)
+    as_of = models.DateTimeField()
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    steps = models.JSONField(default=list, blank=True)
+    progress = models.JSONField(default=dict, blank=True)
+    summary = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "kind", "window_key"], name="pipelinerun_window_uniq")
+        ]
+        indexes = [models.Index(fields=["tenant", "-started_at"], name="pipelinerun_tenant_started")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.as_of:%Y-%m-%d %H:%M} {self.status}"

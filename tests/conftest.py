@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from accounts.models import Membership
+from accounts.services import api_key_create
+from tests.factories import MembershipFactory, TenantFactory
+
+
+@pytest.fixture
+def tenant(db):
+    return TenantFactory(slug="acme", name="Acme")
+
+
+@pytest.fixture
+def api_key(tenant):
+    return api_key_create(tenant=tenant).secret
+
+
+@pytest.fixture
+def api(api_key):
+    """A test client that sends the tenant's server key."""
+    return Client(HTTP_AUTHORIZATION=f"Bearer {api_key}")
+
+
+def _member_client(tenant, role):
+    membership = MembershipFactory(tenant=tenant, role=role, user__is_staff=role == Membership.Role.ADMIN)
+    client = Client()
+    client.force_login(membership.user)
+    client.user = membership.user
+    return client
+
+
+@pytest.fixture
+def admin_client_for(tenant):
+    return _member_client(tenant, Membership.Role.ADMIN)
+
+
+@pytest.fixture
+def agent_client(tenant):
+    return _member_client(tenant, Membership.Role.AGENT)
+
+
+@pytest.fixture
+def viewer_client(tenant):
+    return _member_client(tenant, Membership.Role.VIEWER)

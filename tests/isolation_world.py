@@ -1,0 +1,100 @@
+"""Tenant B's objects, one of every tenant-owned model, marked so a leak is visible.
+
+When a new tenant-owned model appears, add a row for it here: the probe fails until you do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.utils import timezone
+
+from accounts.models import AuditLog, Membership, Tenant
+from accounts.services import api_key_create
+from campaigns.models import OutreachEvent
+from proactive.models import PipelineRun, RiskModel, RiskScore, RiskScoreDaily, SignalDaily, SignalName
+from tests.factories import (
+    CampaignFactory,
+    CustomerFactory,
+    IncidentFactory,
+    MembershipFactory,
+    OutreachFactory,
+    PlaybookFactory,
+    SignalFactory,
+    TenantFactory,
+)
+
+MARKER = "zzsecretofb"
+
+
+@dataclass
+class World:
+    tenant_a: Tenant
+    tenant_b: Tenant
+    a_key: str
+    objects: dict[type, object] = field(default_factory=dict)
+    members: dict[str, Membership] = field(default_factory=dict)
+
+    def of(self, model: type) -> object:
+        return self.objects[model]
+
+
+def build_world() -> World:
+    now = timezone.now()
+    a = TenantFactory(slug="tenant-a", name="Tenant A")
+    b = TenantFactory(slug=f"tenant-b-{MARKER}", name=f"Tenant B {MARKER}")
+    world = World(tenant_a=a, tenant_b=b, a_key=api_key_create(tenant=a).secret)
+    for role in Membership.Role.values:
+        world.members[role] = MembershipFactory(tenant=a, role=role, user__is_staff=role == "admin")
+    b_member = MembershipFactory(
+        tenant=b, role="admin", user__email=f"admin@{MARKER}.test", user__is_staff=True
+    )
+    customer = CustomerFactory(
+        tenant=b, external_id=f"cust-{MARKER}", name=f"Customer {MARKER}", attributes={"plan": MARKER}
+    )
+    playbook = PlaybookFactory(tenant=b, name=f"Playbook {MARKER}")
+    campaign = CampaignFactory(tenant=b, name=f"Campaign {MARKER}")
+    incident = IncidentFactory(tenant=b, title=f"Incident {MARKER}")
+    outreach = OutreachFactory(
+        tenant=b, customer=customer, playbook=playbook, title=f"Outreach {MARKER}", status="sent", sent_at=now
+    )
+    model = RiskModel.objects.create(
+        tenant=b, version=1, status="active", target="contact", horizon_days=14, as_of=now, notes=MARKER
+    )
+    objects = [
+        b_member,
+        customer,
+        playbook,
+        campaign,
+        incident,
+        outreach,
+        model,
+        api_key_create(tenant=b, name=f"Key {MARKER}").key,
+        SignalFactory(tenant=b, customer=customer, key=f"sig-{MARKER}", name="error.zzsecretofb"),
+        SignalDaily.objects.create(
+            tenant=b,
+            customer=customer,
+            name="error.zzsecretofb",
+            day=timezone.now().date(),
+            count=3,
+            last_at=now,
+        ),
+        SignalName.objects.create(tenant=b, name="error.zzsecretofb", total=3, first_seen=now, last_seen=now),
+        RiskScore.objects.create(
+            tenant=b,
+            customer=customer,
+            model=model,
+            score=0.42,
+            scored_at=now,
+            reasons=[{"feature": MARKER, "value": 1, "contribution": 0.1}],
+        ),
+        RiskScoreDaily.objects.create(tenant=b, customer=customer, day=timezone.now().date(), score=0.42),
+        PipelineRun.objects.create(
+            tenant=b, kind="score", window_key=MARKER, as_of=now, summary={"m": MARKER}
+        ),
+        AuditLog.objects.create(tenant=b, action=f"probe.{MARKER}"),
+        OutreachEvent.objects.create(tenant=b, outreach=outreach, kind="seen", data={"m": MARKER}),
+    ]
+    for obj in objects:
+        world.objects[type(obj)] = obj
+    return world
