@@ -1,0 +1,114 @@
+"""The metric grammar of the contract, parsed once.
+
+    count(PATTERN, DAYS)     signals matching PATTERN in (as_of - DAYS, as_of]
+    days_since_last(PATTERN) days since the latest matching signal at or before as_of
+    trend(PATTERN)           count in the last 7 days / (count in the 28 days before / 4)
+    days_since_signup        days from signed_up_at to as_of
+    risk_score               the customer's latest risk score
+    attribute.KEY            a customer attribute
+
+PATTERN is a signal name or a prefix ending in `*` (`error.*`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class MetricError(ValueError):
+    pass
+
+
+class Kind(StrEnum):
+    COUNT = "count"
+    DAYS_SINCE_LAST = "days_since_last"
+    TREND = "trend"
+    DAYS_SINCE_SIGNUP = "days_since_signup"
+    RISK_SCORE = "risk_score"
+    ATTRIBUTE = "attribute"
+
+
+NAME_RE = re.compile(r"^[a-z0-9_.:-]{1,100}$")
+PATTERN_RE = re.compile(r"^[a-z0-9_.:-]{0,99}\*$")
+ATTRIBUTE_KEY_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+CALL_RE = re.compile(r"^(?P<fn>[a-z_]+)\((?P<args>[^()]*)\)$")
+MAX_DAYS = 3650
+
+
+@dataclass(frozen=True)
+class Metric:
+    kind: Kind
+    pattern: str | None = None
+    days: int | None = None
+    key: str | None = None
+
+    @property
+    def is_prefix(self) -> bool:
+        return bool(self.pattern and self.pattern.endswith("*"))
+
+    @property
+    def prefix(self) -> str:
+        assert self.pattern is not None
+        return self.pattern[:-1] if self.is_prefix else self.pattern
+
+    @property
+    def is_numeric(self) -> bool:
+        return self.kind is not Kind.ATTRIBUTE
+
+    def __str__(self) -> str:
+        if self.kind is Kind.COUNT:
+            return f"count({self.pattern}, {self.days})"
+        if self.kind in (Kind.DAYS_SINCE_LAST, Kind.TREND):
+            return f"{self.kind}({self.pattern})"
+        if self.kind is Kind.ATTRIBUTE:
+            return f"attribute.{self.key}"
+        return str(self.kind)
+
+
+def _pattern(raw: str, text: str) -> str:
+    raw = raw.strip()
+    if not (NAME_RE.match(raw) or PATTERN_RE.match(raw)):
+        raise MetricError(
+            f"{text!r}: {raw!r} is not a signal name or a prefix ending in '*' (lowercase a-z, 0-9, _ . : -)"
+        )
+    return raw
+
+
+def parse_metric(text: str) -> Metric:
+    """Parse one metric expression; raises MetricError naming what is wrong."""
+    if not isinstance(text, str) or not text.strip():
+        raise MetricError("a metric must be a non-empty string")
+    text = text.strip()
+    if text == "days_since_signup":
+        return Metric(Kind.DAYS_SINCE_SIGNUP)
+    if text == "risk_score":
+        return Metric(Kind.RISK_SCORE)
+    if text.startswith("attribute."):
+        key = text.removeprefix("attribute.")
+        if not ATTRIBUTE_KEY_RE.match(key):
+            raise MetricError(f"{text!r}: attribute keys are 1-100 characters of A-Z a-z 0-9 _ . -")
+        return Metric(Kind.ATTRIBUTE, key=key)
+    call = CALL_RE.match(text)
+    if call is None:
+        raise MetricError(
+            f"{text!r} is not a metric: use count(PATTERN, DAYS), days_since_last(PATTERN), trend(PATTERN), "
+            "days_since_signup, risk_score or attribute.KEY"
+        )
+    fn, args = call["fn"], [a.strip() for a in call["args"].split(",")]
+    if fn == "count":
+        if len(args) != 2:
+            raise MetricError(f"{text!r}: count takes a pattern and a number of days, e.g. count(error.*, 7)")
+        try:
+            days = int(args[1])
+        except ValueError:
+            raise MetricError(f"{text!r}: {args[1]!r} is not a whole number of days") from None
+        if not 1 <= days <= MAX_DAYS:
+            raise MetricError(f"{text!r}: days must be between 1 and {MAX_DAYS}")
+        return Metric(Kind.COUNT, pattern=_pattern(args[0], text), days=days)
+    if fn in (Kind.DAYS_SINCE_LAST, Kind.TREND):
+        if len(args) != 1 or not args[0]:
+            raise MetricError(f"{text!r}: {fn} takes exactly one pattern, e.g. {fn}(session.*)")
+        return Metric(Kind(fn), pattern=_pattern(args[0], text))
+    raise MetricError(f"{text!r}: unknown function {fn!r}")
