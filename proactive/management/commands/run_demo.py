@@ -53,6 +53,7 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(f"\nProactive demo at http://127.0.0.1:{port}/\n{logins}\nCtrl-C stops it.\n")
         )
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         try:
             while all(p.poll() is None for p in procs):
                 time.sleep(1)
