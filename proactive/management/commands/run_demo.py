@@ -12,6 +12,10 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
 
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 class Command(BaseCommand):
     help = "Run the demo: migrate, seed a demo tenant, start web, worker and beat."
 
@@ -53,7 +57,7 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(f"\nProactive demo at http://127.0.0.1:{port}/\n{logins}\nCtrl-C stops it.\n")
         )
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        signal.signal(signal.SIGTERM, _stop_on_sigterm)
         try:
             while all(p.poll() is None for p in procs):
                 time.sleep(1)
