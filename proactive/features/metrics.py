@@ -50,7 +50,8 @@ class Metric:
 
     @property
     def prefix(self) -> str:
-        assert self.pattern is not None
+        if self.pattern is None:
+            raise MetricError(f"{self} has no signal pattern")
         return self.pattern[:-1] if self.is_prefix else self.pattern
 
     @property
