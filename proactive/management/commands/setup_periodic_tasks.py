@@ -10,7 +10,12 @@ from django.core.management.base import BaseCommand
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 # name -> (task, every N seconds)
-SCHEDULE: dict[str, tuple[str, int]] = {}
+SCHEDULE: dict[str, tuple[str, int]] = {
+    # Each tick enqueues the tenants whose scoring window (Tenant.scoring_interval_minutes) has no run.
+    "proactive:schedule_scoring": ("proactive.schedule_scoring", 300),
+    # Each tick enqueues the tenants whose training window (Tenant.training_interval_days) has no run.
+    "proactive:schedule_training": ("proactive.schedule_training", 3600),
+}
 
 
 class Command(BaseCommand):

@@ -1,0 +1,1 @@
+"""Risk scoring: point-in-time labels, training, calibration, registry, scoring, pipeline."""

@@ -1,0 +1,217 @@
+"""The pipeline: features -> (train) -> score -> playbooks -> due campaigns, recorded per run.
+
+Steps are a registry of dotted paths so that steps owned by other apps plug in with one
+line; a step whose function does not exist (yet) is recorded as skipped, not failed.
+`window_key` makes scheduled runs idempotent: the (tenant, kind, window_key) unique
+constraint lets exactly one scheduler claim a window.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from accounts.models import Tenant
+from proactive.models import PipelineRun
+from proactive.scoring.registry import model_train
+from proactive.scoring.scoring import Scorer, score_all
+from proactive.scoring.training import training_metrics
+
+# A claimed run that has been "running" this long died with its worker: it may be taken over.
+STALE_AFTER = timedelta(minutes=40)
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    path: str
+    train_only: bool = False
+    # A failed non-critical step is recorded and the run goes on (scoring with the old model).
+    critical: bool = True
+
+
+STEPS: list[Step] = [
+    Step("features", "proactive.scoring.pipeline.step_features"),
+    Step("train", "proactive.scoring.pipeline.step_train", train_only=True, critical=False),
+    Step("score", "proactive.scoring.pipeline.step_score"),
+    Step("playbooks", "campaigns.services.playbooks_evaluate"),
+    Step("campaigns", "campaigns.services.campaigns_send_due"),
+]
+
+
+def step_features(*, tenant: Tenant, as_of: datetime, run: PipelineRun | None = None) -> dict:
+    """Resolve the feature set the scorer will use (the active model's, or the health rules')."""
+    scorer = Scorer.for_tenant(tenant)
+    return {
+        "features": len(scorer.names),
+        "default_features": len(training_metrics(tenant, as_of)),
+        "source": f"model v{scorer.model.version}" if scorer.model else "rule-based health score",
+    }
+
+
+def step_train(*, tenant: Tenant, as_of: datetime, run: PipelineRun | None = None) -> dict:
+    model = model_train(tenant=tenant, as_of=as_of)
+    return {
+        "version": model.version,
+        "status": model.status,
+        "training_rows": model.training_rows,
+        "auc": model.metrics.get("auc"),
+        "brier": model.metrics.get("brier"),
+        "notes": model.notes,
+    }
+
+
+def step_score(*, tenant: Tenant, as_of: datetime, run: PipelineRun | None = None) -> dict:
+    def progress(done: int, total: int, scored: int) -> None:
+        if run is not None:
+            PipelineRun.objects.for_tenant(tenant).filter(pk=run.pk).update(
+                progress={"step": "score", "chunks_done": done, "chunks": total, "scored": scored}
+            )
+
+    return score_all(tenant=tenant, as_of=as_of, on_chunk=progress)
+
+
+def _resolve(step: Step) -> Callable[..., dict] | None:
+    try:
+        return import_string(step.path)
+    except ImportError:
+        return None
+
+
+def _call(fn: Callable[..., dict], tenant: Tenant, as_of: datetime, run: PipelineRun) -> dict:
+    kwargs: dict[str, Any] = {"tenant": tenant, "as_of": as_of}
+    if "run" in inspect.signature(fn).parameters:
+        kwargs["run"] = run
+    return fn(**kwargs) or {}
+
+
+def run_claim(
+    *, tenant: Tenant, kind: str, as_of: datetime, window_key: str, trigger: str
+) -> PipelineRun | None:
+    """Claim (tenant, kind, window): None when another worker has it or it already succeeded."""
+    try:
+        with transaction.atomic():
+            return PipelineRun.objects.create(
+                tenant=tenant, kind=kind, as_of=as_of, window_key=window_key, trigger=trigger
+            )
+    except IntegrityError:
+        pass
+    existing = PipelineRun.objects.for_tenant(tenant).get(kind=kind, window_key=window_key)
+    now = timezone.now()
+    retryable = existing.status == PipelineRun.Status.FAILED or (
+        existing.status == PipelineRun.Status.RUNNING and existing.started_at < now - STALE_AFTER
+    )
+    if not retryable:
+        return None
+    attempt = int(existing.progress.get("attempt", 1)) + 1
+    taken = (
+        PipelineRun.objects.for_tenant(tenant)
+        .filter(pk=existing.pk, status=existing.status, started_at=existing.started_at)
+        .update(
+            status=PipelineRun.Status.RUNNING,
+            started_at=now,
+            finished_at=None,
+            error="",
+            steps=[],
+            progress={"attempt": attempt},
+        )
+    )
+    if taken != 1:
+        return None
+    existing.refresh_from_db()
+    return existing
+
+
+def run_steps(run: PipelineRun, names: list[str] | None = None) -> bool:
+    """Run the named steps (default all that apply) in order; False once a critical step failed."""
+    tenant = run.tenant
+    for step in STEPS:
+        if (names is not None and step.name not in names) or (
+            step.train_only and run.kind != PipelineRun.Kind.TRAIN
+        ):
+            continue
+        started = time.perf_counter()
+        record: dict[str, Any] = {"name": step.name}
+        fn = _resolve(step)
+        if fn is None:
+            record.update(status="skipped", detail=f"{step.path} is not available")
+        else:
+            try:
+                record.update(status="ok", counts=_call(fn, tenant, run.as_of, run))
+            except Exception as exc:  # noqa: BLE001 - recorded on the run for the tenant admin to see
+                connection.close_if_unusable_or_obsolete()
+                record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+                run.error = (run.error + "\n" if run.error else "") + traceback.format_exc(limit=8)
+        record["seconds"] = round(time.perf_counter() - started, 3)
+        run.steps = [*run.steps, record]
+        PipelineRun.objects.for_tenant(tenant).filter(pk=run.pk).update(steps=run.steps, error=run.error)
+        if record["status"] == "failed" and step.critical:
+            return False
+    return True
+
+
+def run_finish(run: PipelineRun, ok: bool) -> PipelineRun:
+    """A run succeeds only when no step failed (a failed training still lets scoring run)."""
+    run.status = PipelineRun.Status.SUCCEEDED if ok and not run.error else PipelineRun.Status.FAILED
+    run.finished_at = timezone.now()
+    run.summary = summarize(run)
+    PipelineRun.objects.for_tenant(run.tenant).filter(pk=run.pk).update(
+        status=run.status, finished_at=run.finished_at, summary=run.summary
+    )
+    return run
+
+
+def summarize(run: PipelineRun) -> dict[str, Any]:
+    return {
+        "tenant": run.tenant.slug,
+        "run": run.pk,
+        "kind": run.kind,
+        "trigger": run.trigger,
+        "as_of": run.as_of.isoformat(),
+        "status": run.status,
+        "seconds": round((run.finished_at - run.started_at).total_seconds(), 3) if run.finished_at else None,
+        "steps": run.steps,
+    }
+
+
+def run_pipeline(
+    *,
+    tenant: Tenant,
+    as_of: datetime | None = None,
+    train: bool = False,
+    trigger: str = "manual",
+    window_key: str | None = None,
+) -> PipelineRun | None:
+    """Run every step synchronously. Returns None when the window was already claimed."""
+    as_of = as_of or timezone.now()
+    kind = PipelineRun.Kind.TRAIN if train else PipelineRun.Kind.SCORE
+    run = run_claim(
+        tenant=tenant,
+        kind=kind,
+        as_of=as_of,
+        window_key=window_key or f"manual:{uuid.uuid4().hex}",
+        trigger=trigger,
+    )
+    if run is None:
+        return None
+    return run_finish(run, run_steps(run))
+
+
+def window_key_for(tenant: Tenant, kind: str, now: datetime) -> tuple[str, datetime]:
+    """The schedule window containing `now` and its start (the run's as-of)."""
+    if kind == PipelineRun.Kind.TRAIN:
+        seconds = max(1, tenant.training_interval_days) * 86400
+    else:
+        seconds = max(1, tenant.scoring_interval_minutes) * 60
+    start = int(now.timestamp()) // seconds * seconds
+    return f"{seconds}s:{start}", datetime.fromtimestamp(start, tz=now.tzinfo)
