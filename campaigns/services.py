@@ -483,7 +483,9 @@ def fire(
                 context, context_params = _context_sql(source, columns)
                 if source.condition is not None:
                     where, where_params = compile_sql(source.condition, columns)
-                    selects.append(f"SELECT %s AS idx, f.customer_id, {context} AS context FROM pb_features f WHERE {where}")
+                    selects.append(
+                        f"SELECT %s AS idx, f.customer_id, {context} AS context FROM pb_features f WHERE {where}"
+                    )
                     params += [i, *context_params, *where_params]
                 if extra_candidates and i in extra_candidates:
                     sql, extra_params = extra_candidates[i]

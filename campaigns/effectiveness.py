@@ -1,0 +1,117 @@
+"""Did the outreach prevent contacts? Treated vs holdout contact rates, as the contract says.
+
+Units are outreach rows (a customer-window): the arm comes from the hash of (tenant,
+source, customer) at firing time, suppressed rows belong to neither arm (the budget was
+applied before the split), and every non-suppressed treated row counts whether or not a
+reviewer later rejected it (intention to treat: the holdout has no reviewer either).
+Only outreach whose window [triggered_at, triggered_at + window) has fully elapsed counts.
+
+The interval is on the log risk ratio (Katz): se = sqrt(1/a - 1/n1 + 1/c - 1/n0), with 0.5
+added to every cell when one of the four is zero; relative_reduction = 1 - RR, so its
+interval is [1 - exp(hi), 1 - exp(lo)]. The p-value is the two-sided Wald test of RR = 1.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+from django.db import connection
+from django.utils import timezone
+
+from accounts.models import Tenant
+from campaigns.models import Campaign, Playbook
+from campaigns.services import contact_match_sql
+
+Z95 = 1.959963984540054
+
+
+def risk_ratio_stats(
+    *, treated: int, treated_contacted: int, holdout: int, holdout_contacted: int
+) -> dict[str, Any]:
+    """relative_reduction, ci95 and p_value for two arms; None when an arm is empty."""
+    if treated == 0 or holdout == 0:
+        return {"relative_reduction": None, "ci95": None, "p_value": None, "backfiring": False}
+    a, b = float(treated_contacted), float(treated - treated_contacted)
+    c, d = float(holdout_contacted), float(holdout - holdout_contacted)
+    if min(a, b, c, d) == 0:
+        a, b, c, d = a + 0.5, b + 0.5, c + 0.5, d + 0.5
+    n1, n0 = a + b, c + d
+    log_rr = math.log((a / n1) / (c / n0))
+    se = math.sqrt(1 / a - 1 / n1 + 1 / c - 1 / n0)
+    lo, hi = log_rr - Z95 * se, log_rr + Z95 * se
+    raw_treated = treated_contacted / treated
+    raw_holdout = holdout_contacted / holdout
+    reduction = 1 - raw_treated / raw_holdout if raw_holdout > 0 else 1 - math.exp(log_rr)
+    p_value = math.erfc(abs(log_rr / se) / math.sqrt(2)) if se > 0 else 1.0
+    return {
+        "relative_reduction": round(reduction, 6),
+        "ci95": [round(1 - math.exp(hi), 6), round(1 - math.exp(lo), 6)],
+        "p_value": round(p_value, 6),
+        # The treated arm contacts support significantly MORE than its holdout.
+        "backfiring": lo > 0,
+    }
+
+
+def _arm(n: int, contacted: int) -> dict[str, Any]:
+    return {"customers": n, "contacted": contacted, "rate": round(contacted / n, 6) if n else None}
+
+
+def effectiveness(
+    *,
+    tenant: Tenant,
+    playbook: Playbook | None = None,
+    campaign: Campaign | None = None,
+    window_days: int = 14,
+    as_of: datetime | None = None,
+) -> dict[str, Any]:
+    """The contract's effectiveness payload for one playbook or campaign."""
+    if (playbook is None) == (campaign is None):
+        raise ValueError("pass exactly one of playbook or campaign")
+    as_of = as_of or timezone.now()
+    column, source_id = ("playbook_id", playbook.pk) if playbook is not None else ("campaign_id", campaign.pk)
+    contact, contact_params = contact_match_sql(tenant)
+    with connection.cursor() as cur:
+        cur.execute(
+            f"""
+            SELECT o.holdout, count(*), count(*) FILTER (WHERE EXISTS (
+                SELECT 1 FROM proactive_signal s
+                WHERE s.tenant_id = o.tenant_id AND s.customer_id = o.customer_id
+                  AND s.timestamp >= o.triggered_at
+                  AND s.timestamp < o.triggered_at + make_interval(days => %s) AND {contact}))
+            FROM campaigns_outreach o
+            WHERE o.tenant_id = %s AND o.{column} = %s AND o.status <> 'suppressed'
+              AND o.triggered_at + make_interval(days => %s) <= %s
+            GROUP BY o.holdout
+            """,  # noqa: S608 (column is one of two literals, contact is built from placeholders)
+            [window_days, *contact_params, tenant.pk, source_id, window_days, as_of],
+        )
+        arms = {holdout: (n, contacted) for holdout, n, contacted in cur.fetchall()}
+        cur.execute(
+            f"""
+            SELECT count(sent_at), count(seen_at), count(clicked_at), count(dismissed_at),
+                   count(*) FILTER (WHERE feedback = 'helpful'), count(*) FILTER (WHERE feedback = 'not_helpful')
+            FROM campaigns_outreach WHERE tenant_id = %s AND {column} = %s AND NOT holdout
+            """,  # noqa: S608
+            [tenant.pk, source_id],
+        )
+        sent, seen, clicked, dismissed, helpful, not_helpful = cur.fetchone()
+    treated, holdout = arms.get(False, (0, 0)), arms.get(True, (0, 0))
+    stats = risk_ratio_stats(
+        treated=treated[0], treated_contacted=treated[1], holdout=holdout[0], holdout_contacted=holdout[1]
+    )
+    return {
+        "window_days": window_days,
+        "treated": _arm(*treated),
+        "holdout": _arm(*holdout),
+        **stats,
+        "engagement": {
+            "sent": sent,
+            "seen": seen,
+            "clicked": clicked,
+            "dismissed": dismissed,
+            "helpful": helpful,
+            "not_helpful": not_helpful,
+        },
+    }
