@@ -49,7 +49,7 @@ def build(
         errors = rng.poisson(np.where(burst_left > 0, 2.5, 0.05))
         burst_left = np.maximum(burst_left - 1, 0)
         recent_errors = np.vstack([recent_errors[1:], errors])
-        logit = -5.0 + 0.35 * recent_errors.sum(axis=0) + 0.8 * prone
+        logit = -5.5 + 0.35 * recent_errors.sum(axis=0) + 1.3 * prone
         contacts = (rng.random(customers) < contact_scale / (1 + np.exp(-logit))).astype(int)
         emit(day, everyone, sessions, "session.started")
         emit(day, everyone, errors, "error.sync_failed")

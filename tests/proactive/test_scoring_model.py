@@ -1,0 +1,68 @@
+"""The plain ML functions: calibration, reasons, promotion rule (no database)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from proactive.scoring import model as ml
+from proactive.scoring.registry import compare
+
+
+def _synthetic(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 4))
+    p = 1 / (1 + np.exp(-(-2.0 + 1.5 * x[:, 0] - 1.0 * x[:, 1])))
+    return x, (rng.random(n) < p).astype(float)
+
+
+@pytest.mark.parametrize("n_calibration", [600, 20_000])  # Platt below the isotonic threshold, isotonic above
+def test_calibrated_probabilities_match_observed_rates_on_held_out_rows(n_calibration):
+    x_tr, y_tr = _synthetic(20_000, 1)
+    x_cal, y_cal = _synthetic(n_calibration, 2)
+    x_ev, y_ev = _synthetic(20_000, 3)
+    fitted = ml.fit(x_tr, y_tr, x_cal, y_cal, ["a", "b", "c", "d"])
+    # Skew the raw margins (an over-confident model): calibration must undo it.
+    skew = 1.5
+    raw_ev = 1 / (1 + np.exp(-(ml.margins(fitted.booster, x_ev) + skew)))
+    calibration = ml.calibration_fit(ml.margins(fitted.booster, x_cal) + skew, y_cal)
+    p = ml.calibration_apply(calibration, ml.margins(fitted.booster, x_ev) + skew)
+    table = ml.calibration_table(y_ev, p)
+    noise = 3 * np.sqrt(0.2 * 0.8 / n_calibration)  # the calibration sample's own error
+    assert calibration["method"] == ("platt" if n_calibration < 1000 else "isotonic")
+    assert abs(raw_ev.mean() - y_ev.mean()) > 0.1
+    assert abs(p.mean() - y_ev.mean()) < noise + 0.005
+    assert max(abs(row["predicted"] - row["observed"]) for row in table) < 2 * noise + 0.03
+    scores = ml.evaluate(y_ev, p)
+    assert scores["auc"] > 0.75
+    assert set(fitted.importance) <= {"a", "b", "c", "d"}
+    assert next(iter(fitted.importance)) == "a"
+
+
+def test_reasons_are_the_features_pushing_risk_up_most():
+    contribs = np.array([[0.5, -1.0, 0.2, 0.9, -0.3], [-0.1, -0.2, -0.3, -0.4, 2.0]])
+    values = np.array([[3.0, np.nan, 1.0, 7.0], [0, 0, 0, 0]])
+    reasons = ml.top_reasons(contribs, values, ["w", "x", "y", "z"], k=3)
+    assert reasons[0] == [
+        {"feature": "z", "value": 7.0, "contribution": 0.9},
+        {"feature": "w", "value": 3.0, "contribution": 0.5},
+        {"feature": "y", "value": 1.0, "contribution": 0.2},
+    ]
+    assert reasons[1] == []  # the bias column (last) is never a reason; nothing pushes risk up
+
+
+@pytest.mark.parametrize(
+    ("new", "old", "promoted"),
+    [
+        ({"auc": 0.80, "brier": 0.100}, {"auc": 0.80, "brier": 0.100}, True),
+        ({"auc": 0.797, "brier": 0.101}, {"auc": 0.80, "brier": 0.100}, True),
+        ({"auc": 0.78, "brier": 0.100}, {"auc": 0.80, "brier": 0.100}, False),
+        ({"auc": 0.85, "brier": 0.110}, {"auc": 0.80, "brier": 0.100}, False),
+        ({"auc": None, "brier": 0.1}, {"auc": 0.80, "brier": 0.100}, False),
+        ({"auc": 0.7, "brier": 0.1}, {"auc": None, "brier": None}, True),
+    ],
+)
+def test_a_model_is_promoted_only_when_not_worse(new, old, promoted):
+    ok, why = compare(new, old)
+    assert ok is promoted
+    assert why
