@@ -91,7 +91,8 @@ def effectiveness(
         cur.execute(
             f"""
             SELECT count(sent_at), count(seen_at), count(clicked_at), count(dismissed_at),
-                   count(*) FILTER (WHERE feedback = 'helpful'), count(*) FILTER (WHERE feedback = 'not_helpful')
+                   count(*) FILTER (WHERE feedback = 'helpful'),
+                   count(*) FILTER (WHERE feedback = 'not_helpful')
             FROM campaigns_outreach WHERE tenant_id = %s AND {column} = %s AND NOT holdout
             """,  # noqa: S608
             [tenant.pk, source_id],

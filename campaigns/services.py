@@ -361,7 +361,8 @@ WITH cand AS (
                       WHERE o.tenant_id = %(tenant)s AND o.dedupe_key = cand.dedupe_key)
       AND (cand.kind <> 'pb' OR NOT EXISTS (
             SELECT 1 FROM campaigns_outreach o
-            WHERE o.tenant_id = %(tenant)s AND o.playbook_id = cand.source_id AND o.customer_id = cand.customer_id
+            WHERE o.tenant_id = %(tenant)s AND o.playbook_id = cand.source_id
+              AND o.customer_id = cand.customer_id
               AND o.triggered_at > %(t)s::timestamptz - make_interval(days => cand.cooldown_days)
               AND o.triggered_at < %(t)s::timestamptz + make_interval(days => cand.cooldown_days)))
 ), used AS (
@@ -383,8 +384,8 @@ WITH cand AS (
                PARTITION BY f.customer_id
                ORDER BY f.overrides_budget DESC, f.priority DESC, rs.score DESC NULLS LAST, f.idx
            ) AS nth,
-           ('x' || substr(md5(%(tenant)s || ':' || f.source_id || ':' || f.customer_id), 1, 8))::bit(32)::bigint
-               %% 100 < f.holdout_percent AS in_holdout
+           ('x' || substr(md5(%(tenant)s || ':' || f.source_id || ':' || f.customer_id), 1, 8))
+               ::bit(32)::bigint %% 100 < f.holdout_percent AS in_holdout
     FROM fresh f
     LEFT JOIN used u ON u.customer_id = f.customer_id
     LEFT JOIN blocked b ON b.customer_id = f.customer_id
@@ -411,7 +412,8 @@ WITH cand AS (
            d.cta_label, d.cta_url, coalesce(d.reason, ''), '', '',
            CASE WHEN d.reason IS NULL AND NOT d.in_holdout AND d.requires_review
                 THEN %(t)s::timestamptz + make_interval(hours => d.review_expiry_hours) END,
-           CASE WHEN d.reason IS NULL AND NOT d.in_holdout AND NOT d.requires_review THEN %(t)s::timestamptz END,
+           CASE WHEN d.reason IS NULL AND NOT d.in_holdout AND NOT d.requires_review
+                THEN %(t)s::timestamptz END,
            now()
     FROM decided d
     ON CONFLICT (tenant_id, dedupe_key) DO NOTHING
@@ -466,7 +468,7 @@ def fire(
             started = time.perf_counter()
             cur.execute(_SOURCES_TABLE)
             cur.executemany(
-                "INSERT INTO pb_sources VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                f"INSERT INTO pb_sources VALUES ({', '.join(['%s'] * 16)})",  # noqa: S608
                 [
                     (
                         i, s.kind, s.id, s.action.get("channel", "in_app"), s.action["title"],
@@ -484,20 +486,23 @@ def fire(
                 if source.condition is not None:
                     where, where_params = compile_sql(source.condition, columns)
                     selects.append(
-                        f"SELECT %s AS idx, f.customer_id, {context} AS context FROM pb_features f WHERE {where}"
+                        f"SELECT %s AS idx, f.customer_id, {context} AS context "  # noqa: S608
+                        f"FROM pb_features f WHERE {where}"
                     )
                     params += [i, *context_params, *where_params]
                 if extra_candidates and i in extra_candidates:
                     sql, extra_params = extra_candidates[i]
                     selects.append(
-                        f"SELECT %s AS idx, x.customer_id, '{{}}'::jsonb AS context FROM ({sql}) x WHERE x.customer_id BETWEEN %s AND %s"
+                        f"SELECT %s AS idx, x.customer_id, '{{}}'::jsonb AS context FROM ({sql}) x "  # noqa: S608
+                        "WHERE x.customer_id BETWEEN %s AND %s"
                     )
                     params += [i, *extra_params, lo, hi]
             cur.execute(
                 "CREATE TEMP TABLE pb_candidates ON COMMIT DROP AS "
                 + " UNION ALL ".join(f"({s})" for s in selects)
                 if selects
-                else "CREATE TEMP TABLE pb_candidates (idx int, customer_id bigint, context jsonb) ON COMMIT DROP",
+                else "CREATE TEMP TABLE pb_candidates (idx int, customer_id bigint, context jsonb) "
+                "ON COMMIT DROP",
                 params,
             )
             cur.execute(
@@ -738,8 +743,8 @@ def incident_resolve(
         blocked_by_incidents=False,
     )
     notified = (
-        "SELECT customer_id FROM campaigns_outreach WHERE tenant_id = %s AND incident_id = %s AND status = 'sent' "
-        "AND starts_with(dedupe_key, 'inc:')"
+        "SELECT customer_id FROM campaigns_outreach WHERE tenant_id = %s AND incident_id = %s "
+        "AND status = 'sent' AND starts_with(dedupe_key, 'inc:')"
     )
     return True, fire(
         tenant=tenant,

@@ -1,8 +1,7 @@
 from __future__ import annotations
 
-from datetime import timedelta
-
 import threading
+from datetime import timedelta
 
 import pytest
 from django.db import connection
