@@ -12,6 +12,7 @@ api_v1 = [
     path("", include("accounts.api_urls")),
     path("", include("proactive.scoring.api_urls")),
     path("", include("campaigns.api_urls")),
+    path("", include("campaigns.inbox_urls")),
 ]
 
 urlpatterns = [
@@ -21,6 +22,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("", include("accounts.urls")),
     path("", include("proactive.page_urls")),
+    path("", include("campaigns.urls")),
 ]
 
 admin.site.site_header = "Proactive administration"

@@ -17,6 +17,7 @@ import pytest
 from django.apps import apps
 from django.contrib import admin
 from django.contrib.contenttypes.models import ContentType
+from django.core import signing
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
@@ -131,6 +132,21 @@ GLOBAL_ADMIN_APPS = {"auth", "django_celery_beat"}
 # url name -> {param: how to find tenant B's value}. Add new routes here.
 URL_OBJECT_PARAMS: dict[str, dict] = {
     "accounts:key_revoke": {"prefix": lambda w: w.of(apps.get_model("accounts.ApiKey")).prefix},
+    # The review queue (campaigns.urls): every item route gets tenant B's outreach.
+    **{
+        f"campaigns:{name}": {"outreach_id": _pk("campaigns.Outreach")}
+        for name in ("item", "item_preview", "item_claim", "item_release", "item_edit", "item_send")
+        + ("item_reject", "item_snooze")
+    },
+    # The end-customer inbox: A's personas carry no customer JWT for B, so it must refuse.
+    "api:inbox_event": {"outreach_id": _pk("campaigns.Outreach")},
+    # A validly shaped unsubscribe token for B's customer, signed with the wrong salt: forging fails.
+    # (campaigns:demo_app has no parameters: it serves only the tenant slugged "demo".)
+    "campaigns:unsubscribe": {
+        "token": lambda w: signing.dumps(
+            {"t": w.tenant_b.pk, "c": w.of(apps.get_model("proactive.Customer")).pk}, salt="forged"
+        )
+    },
 }
 
 

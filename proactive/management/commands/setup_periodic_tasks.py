@@ -15,6 +15,9 @@ SCHEDULE: dict[str, tuple[str, int]] = {
     "proactive:schedule_scoring": ("proactive.schedule_scoring", 300),
     # Each tick enqueues the tenants whose training window (Tenant.training_interval_days) has no run.
     "proactive:schedule_training": ("proactive.schedule_training", 3600),
+    # Outreach waiting for review past its deadline expires; snoozed outreach returns to the queue.
+    # https://crontab.guru/#*/5_*_*_*_*
+    "proactive:outreach_expire_overdue": ("campaigns.outreach_expire_overdue", 300),
 }
 
 

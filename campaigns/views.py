@@ -1,0 +1,367 @@
+"""Pages: the agents' review queue and item view, the demo customer app, email unsubscribe."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+import jwt
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+from django.views.decorators.vary import vary_on_headers
+
+from accounts.models import Membership, Tenant
+from accounts.tenancy import tenant_view
+from campaigns import queue
+from campaigns.conditions import ConditionError, iter_leaves, parse_condition, render_text
+from campaigns.delivery import customer_for_unsubscribe_token, customer_unsubscribe
+from campaigns.models import Outreach, OutreachEvent, Playbook, Priority
+from campaigns.rendering import render_message, unknown_variables
+from proactive.models import Customer, RiskScore, Signal
+
+PAGE_SIZE = 50
+DEMO_SLUG = "demo"
+AGENT = Membership.Role.AGENT
+
+
+def _tenant(request: HttpRequest) -> Tenant:
+    return request.tenant  # type: ignore[attr-defined]
+
+
+def _can_act(request: HttpRequest) -> bool:
+    return request.membership.can_act  # type: ignore[attr-defined]
+
+
+@vary_on_headers("HX-Request")
+@tenant_view(write_role=AGENT)
+def queue_page(request: HttpRequest) -> HttpResponse:
+    """The queue, filtered and paginated; HTMX polls re-render only the list partial."""
+    tenant = _tenant(request)
+    filters = queue.QueueFilters.from_query(request.GET)
+    items = (
+        queue.queue_list(tenant=tenant, filters=filters)
+        .select_related("customer", "playbook", "claimed_by")
+        .only(
+            "id",
+            "title",
+            "priority",
+            "risk_score",
+            "triggered_at",
+            "review_deadline",
+            "snoozed_until",
+            "status",
+            "channel",
+            "claimed_at",
+            "customer__external_id",
+            "customer__name",
+            "playbook__name",
+            "claimed_by__email",
+        )
+    )
+    page = Paginator(items, PAGE_SIZE).get_page(request.GET.get("page"))
+    now = timezone.now()
+    context = {
+        "page": page,
+        "filters": filters,
+        "now": now,
+        "claim_cutoff": queue.claim_cutoff(now),
+        "playbooks": Playbook.objects.for_tenant(tenant).values_list("id", "name"),
+        "priorities": Priority.choices,
+        "statuses": [(s.value, s.label) for s in queue.QUEUE_STATUSES],
+        "can_act": _can_act(request),
+        "query_without_page": _query_without(request, "page"),
+    }
+    template = "campaigns/queue.html"
+    if getattr(request, "htmx", False):
+        template += "#queue-list"
+    return render(request, template, context)
+
+
+def _query_without(request: HttpRequest, key: str) -> str:
+    query = request.GET.copy()
+    query.pop(key, None)
+    return query.urlencode()
+
+
+@require_POST
+@tenant_view(AGENT)
+def claim_next(request: HttpRequest) -> HttpResponse:
+    tenant = _tenant(request)
+    filters = queue.QueueFilters.from_query(request.POST)
+    outreach = queue.outreach_claim_next(tenant=tenant, user=request.user, filters=filters)  # type: ignore[arg-type]
+    if outreach is None:
+        messages.info(request, "Nothing left to claim: the queue is clear.")
+        return redirect("campaigns:queue", tenant_slug=tenant.slug)
+    return redirect("campaigns:item", tenant_slug=tenant.slug, outreach_id=outreach.pk)
+
+
+@require_POST
+@tenant_view(AGENT)
+def bulk(request: HttpRequest) -> HttpResponse:
+    tenant = _tenant(request)
+    ids = request.POST.getlist("ids")
+    action = request.POST.get("action", "")
+    if not ids:
+        messages.warning(request, "Select items first.")
+    else:
+        try:
+            result = queue.outreach_bulk(
+                tenant=tenant,
+                user=request.user,  # type: ignore[arg-type]
+                outreach_ids=_valid_uuids(ids),
+                action=action,
+                reason=request.POST.get("reason", ""),
+            )
+        except queue.QueueError as exc:
+            messages.error(request, str(exc))
+        else:
+            verb = "Sent" if action == "send" else "Rejected"
+            note = f"; skipped {result.skipped} held by others or no longer pending" if result.skipped else ""
+            messages.success(request, f"{verb} {len(result.done)} item(s){note}.")
+    back = reverse("campaigns:queue", kwargs={"tenant_slug": tenant.slug})
+    query = request.POST.get("return_query", "")
+    return redirect(f"{back}?{query}" if query else back)
+
+
+def _valid_uuids(values: list[str]) -> list[str]:
+    import uuid
+
+    valid = []
+    for value in values:
+        try:
+            valid.append(str(uuid.UUID(value)))
+        except ValueError:
+            continue
+    return valid
+
+
+def _get_outreach(request: HttpRequest, outreach_id: Any) -> Outreach:
+    outreach = queue.outreach_get(tenant=_tenant(request), outreach_id=outreach_id)
+    if outreach is None:
+        raise Http404("No such outreach")
+    return outreach
+
+
+def _why(outreach: Outreach) -> dict[str, Any]:
+    """Why it fired: the condition as text, each leaf with the customer's value at the time."""
+    source = outreach.playbook or outreach.campaign or outreach.incident
+    raw = None
+    if outreach.playbook is not None:
+        raw = outreach.playbook.trigger
+    elif outreach.campaign is not None:
+        raw = outreach.campaign.audience
+    elif outreach.incident is not None:
+        raw = outreach.incident.affected
+    context = outreach.context if isinstance(outreach.context, dict) else {}
+    values = context.get("metrics", context) if isinstance(context.get("metrics"), dict) else context
+    why: dict[str, Any] = {"source": source, "text": "", "leaves": [], "raw": "", "values": values}
+    if raw is None:
+        return why
+    try:
+        condition = parse_condition(raw)
+    except ConditionError:
+        why["raw"] = json.dumps(raw, indent=2, sort_keys=True)
+        return why
+    why["text"] = render_text(condition)
+    seen = set()
+    for leaf in iter_leaves(condition):
+        name = str(leaf.metric)
+        if name in seen:
+            continue
+        seen.add(name)
+        why["leaves"].append({"metric": name, "value": values.get(name, "—")})
+    return why
+
+
+def _item_context(request: HttpRequest, outreach: Outreach, draft: dict | None = None) -> dict[str, Any]:
+    tenant = _tenant(request)
+    customer = outreach.customer
+    now = timezone.now()
+    title = draft["title"] if draft else outreach.title
+    body = draft["body"] if draft else outreach.body
+    return {
+        "o": outreach,
+        "customer": customer,
+        "attributes": sorted((customer.attributes or {}).items()),
+        "risk": RiskScore.objects.for_tenant(tenant).filter(customer=customer).first(),
+        "signals": Signal.objects.for_tenant(tenant).filter(customer=customer).order_by("-timestamp")[:25],
+        "earlier": Outreach.objects.for_tenant(tenant)
+        .filter(customer=customer)
+        .exclude(pk=outreach.pk)
+        .select_related("playbook")
+        .order_by("-triggered_at")[:10],
+        "history": OutreachEvent.objects.for_tenant(tenant)
+        .filter(outreach=outreach)
+        .select_related("actor")
+        .order_by("-created_at")[:30],
+        "why": _why(outreach),
+        "draft_title": title,
+        "draft_body": body,
+        "preview": render_message(title=title, body=body, customer=customer),
+        "unknown_vars": unknown_variables(body) + unknown_variables(title),
+        "claim_active": queue.claim_is_active(outreach, now),
+        "mine": outreach.claimed_by_id == request.user.pk and queue.claim_is_active(outreach, now),
+        "claim_expires": outreach.claimed_at + queue.CLAIM_TTL if outreach.claimed_at else None,
+        "pending": outreach.status == Outreach.Status.PENDING_REVIEW,
+        "can_act": _can_act(request),
+        "snooze_default": (timezone.localtime(now, tenant.tz) + timedelta(days=1)).strftime("%Y-%m-%dT09:00"),
+    }
+
+
+@tenant_view(write_role=AGENT)
+def item(request: HttpRequest, outreach_id: Any) -> HttpResponse:
+    outreach = _get_outreach(request, outreach_id)
+    return render(request, "campaigns/item.html", _item_context(request, outreach))
+
+
+@require_POST
+@tenant_view(AGENT)
+def item_preview(request: HttpRequest, outreach_id: Any) -> HttpResponse:
+    """Live preview of an edit (HTMX): renders, never saves."""
+    outreach = _get_outreach(request, outreach_id)
+    title = request.POST.get("title", "")[:200]
+    body = request.POST.get("body", "")[:20_000]
+    context = {
+        "preview": render_message(title=title, body=body, customer=outreach.customer),
+        "unknown_vars": unknown_variables(body) + unknown_variables(title),
+        "o": outreach,
+    }
+    return render(request, "campaigns/item.html#preview", context)
+
+
+def _act(request: HttpRequest, outreach_id: Any, action: str) -> HttpResponse:
+    tenant = _tenant(request)
+    user = request.user
+    outreach = _get_outreach(request, outreach_id)
+    back_to_item = redirect("campaigns:item", tenant_slug=tenant.slug, outreach_id=outreach.pk)
+    try:
+        if action == "claim":
+            queue.outreach_claim(tenant=tenant, outreach_id=outreach.pk, user=user)  # type: ignore[arg-type]
+            messages.success(request, "Claimed: it is yours for the next 15 minutes.")
+            return back_to_item
+        if action == "release":
+            queue.outreach_release(tenant=tenant, outreach_id=outreach.pk, user=user)  # type: ignore[arg-type]
+            messages.info(request, "Released back to the queue.")
+            return redirect("campaigns:queue", tenant_slug=tenant.slug)
+        if action == "edit":
+            queue.outreach_edit(
+                tenant=tenant,
+                outreach_id=outreach.pk,
+                user=user,  # type: ignore[arg-type]
+                title=request.POST.get("title", ""),
+                body=request.POST.get("body", "")[:20_000],
+            )
+            messages.success(request, "Saved.")
+            return back_to_item
+        if action == "send":
+            queue.outreach_send(tenant=tenant, outreach_id=outreach.pk, user=user)  # type: ignore[arg-type]
+            messages.success(request, f"Sent to {outreach.customer}.")
+        elif action == "reject":
+            queue.outreach_reject(
+                tenant=tenant,
+                outreach_id=outreach.pk,
+                user=user,  # type: ignore[arg-type]
+                reason=request.POST.get("reason", ""),
+            )
+            messages.success(request, "Rejected.")
+        elif action == "snooze":
+            until = _parse_until(request.POST.get("until", ""), tenant)
+            if until is None:
+                raise queue.QueueError("Pick a date to snooze until.")
+            queue.outreach_snooze(tenant=tenant, outreach_id=outreach.pk, user=user, until=until)  # type: ignore[arg-type]
+            messages.success(request, f"Snoozed until {timezone.localtime(until, tenant.tz):%Y-%m-%d %H:%M}.")
+    except queue.QueueError as exc:
+        messages.error(request, str(exc))
+        return back_to_item
+    return redirect("campaigns:queue", tenant_slug=tenant.slug)
+
+
+def _parse_until(value: str, tenant: Tenant) -> datetime | None:
+    parsed = parse_datetime(value) if "T" in value else None
+    if parsed is None:
+        day = parse_date(value) if value else None
+        if day is None:
+            return None
+        return datetime(day.year, day.month, day.day, 9, 0, tzinfo=tenant.tz)
+    if timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed, tenant.tz)
+    return parsed
+
+
+def _action_view(action: str) -> Any:
+    @require_POST
+    @tenant_view(AGENT)
+    def view(request: HttpRequest, outreach_id: Any) -> HttpResponse:
+        return _act(request, outreach_id, action)
+
+    view.__name__ = f"item_{action}"
+    return view
+
+
+item_claim = _action_view("claim")
+item_release = _action_view("release")
+item_edit = _action_view("edit")
+item_send = _action_view("send")
+item_reject = _action_view("reject")
+item_snooze = _action_view("snooze")
+
+
+def demo_token(*, tenant: Tenant, external_id: str, lifetime: timedelta = timedelta(hours=1)) -> str:
+    """What a tenant's backend does: sign who the customer is with the identity secret."""
+    now = int(time.time())
+    claims = {"sub": external_id, "iat": now, "exp": now + int(lifetime.total_seconds())}
+    return jwt.encode(claims, tenant.identity_secret, algorithm="HS256")
+
+
+def demo_app(request: HttpRequest) -> HttpResponse:
+    """A pretend tenant product page that embeds the widget for one of the demo tenant's customers.
+
+    Only the demo tenant (`seed_demo`) has one; elsewhere it is a 404.
+    """
+    tenant = Tenant.objects.filter(slug=DEMO_SLUG).first()
+    if tenant is None:
+        raise Http404("No demo tenant")
+    customers = Customer.objects.for_tenant(tenant)
+    wanted = request.GET.get("customer")
+    customer = (
+        customers.filter(external_id=wanted).first() if wanted else customers.order_by("created_at").first()
+    )
+    if customer is None:
+        raise Http404("No such demo customer")
+    context = {
+        "tenant": tenant,
+        "customer": customer,
+        "token": demo_token(tenant=tenant, external_id=customer.external_id),
+        "api_base": request.build_absolute_uri("/api/v1"),
+        "others": customers.exclude(pk=customer.pk)
+        .order_by("created_at")
+        .values_list("external_id", "name")[:8],
+    }
+    response = render(request, "campaigns/demo_app.html", context)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@csrf_exempt
+def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
+    """The link in every email. GET asks for confirmation (link scanners must not unsubscribe);
+    POST unsubscribes, also as RFC 8058 one-click from the mail client (hence no CSRF token)."""
+    customer = customer_for_unsubscribe_token(token)
+    if customer is None:
+        raise Http404("Unknown or damaged unsubscribe link")
+    done = customer.email_unsubscribed_at is not None
+    if request.method == "POST":
+        customer_unsubscribe(customer=customer)
+        done = True
+    elif request.method not in ("GET", "HEAD"):
+        return HttpResponse(status=405)
+    return render(request, "campaigns/unsubscribe.html", {"tenant_name": customer.tenant.name, "done": done})
