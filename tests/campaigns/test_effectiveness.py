@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from django.utils import timezone
+
+from campaigns.effectiveness import effectiveness, risk_ratio_stats
+from campaigns.models import Outreach
+from campaigns.services import playbooks_evaluate
+from proactive.ingest import rollups_rebuild
+from proactive.models import Signal
+from tests.campaigns.helpers import make_customers
+from tests.factories import PlaybookFactory
+
+
+def test_it_matches_a_worked_example():
+    stats = risk_ratio_stats(treated=100, treated_contacted=10, holdout=100, holdout_contacted=20)
+    assert stats["relative_reduction"] == pytest.approx(0.5)
+    # RR = 0.5, se = sqrt(1/10 - 1/100 + 1/20 - 1/100) = 0.36056
+    assert stats["ci95"] == pytest.approx([1 - 1.0134, 1 - 0.2467], abs=1e-3)
+    assert stats["p_value"] == pytest.approx(0.0546, abs=1e-3)
+    assert stats["backfiring"] is False
+
+
+def test_a_zero_cell_gets_a_continuity_correction():
+    stats = risk_ratio_stats(treated=50, treated_contacted=0, holdout=50, holdout_contacted=5)
+    assert stats["relative_reduction"] == 1.0
+    lo, hi = stats["ci95"]
+    assert math.isfinite(lo) and lo < 1.0 and hi < 1.0
+    assert risk_ratio_stats(treated=10, treated_contacted=0, holdout=0, holdout_contacted=0)["ci95"] is None
+
+
+def test_a_playbook_whose_treated_contact_more_is_flagged():
+    stats = risk_ratio_stats(treated=900, treated_contacted=300, holdout=100, holdout_contacted=15)
+    assert stats["backfiring"] is True
+    assert stats["ci95"][1] < 0
+
+
+def _simulate(rng, *, n=2000, holdout_share=0.1, base=0.3, effect=0.5):
+    holdout = rng.random(n) < holdout_share
+    rate = np.where(holdout, base, base * (1 - effect))
+    contacted = rng.random(n) < rate
+    return risk_ratio_stats(
+        treated=int((~holdout).sum()),
+        treated_contacted=int((contacted & ~holdout).sum()),
+        holdout=int(holdout.sum()),
+        holdout_contacted=int((contacted & holdout).sum()),
+    )
+
+
+def test_the_interval_covers_a_true_halving_in_at_least_90_percent_of_seeds():
+    covered = 0
+    seeds = range(300)
+    for seed in seeds:
+        lo, hi = _simulate(np.random.default_rng(seed), effect=0.5)["ci95"]
+        covered += lo <= 0.5 <= hi
+    assert covered / len(seeds) >= 0.90
+
+
+def test_an_ineffective_playbooks_interval_covers_zero():
+    covered = 0
+    seeds = range(300)
+    for seed in seeds:
+        lo, hi = _simulate(np.random.default_rng(seed), effect=0.0)["ci95"]
+        covered += lo <= 0 <= hi
+    assert covered / len(seeds) >= 0.90
+    lo, hi = _simulate(np.random.default_rng(1), effect=0.0)["ci95"]
+    assert lo <= 0 <= hi
+
+
+def test_end_to_end_through_the_database_the_interval_covers_the_true_effect(tenant):
+    """Fire a 30% holdout playbook, draw contacts (holdout 40%, treated 20%), measure."""
+    customers = make_customers(tenant, 1500, signed_up_days_ago=60)
+    playbook = PlaybookFactory(
+        tenant=tenant, holdout_percent=30, trigger={"metric": "days_since_signup", "op": "gte", "value": 1}
+    )
+    fired_at = timezone.now() - timedelta(days=20)
+    playbooks_evaluate(tenant=tenant, as_of=fired_at)
+    arms = dict(Outreach.objects.for_tenant(tenant).values_list("customer_id", "holdout"))
+    rng = np.random.default_rng(7)
+    by_id = {c.pk: c for c in customers}
+    signals = []
+    for customer_id, held in sorted(arms.items()):
+        if rng.random() < (0.4 if held else 0.2):
+            at = fired_at + timedelta(days=float(rng.uniform(0, 13.9)))
+            signals.append(
+                Signal(
+                    tenant=tenant,
+                    customer=by_id[customer_id],
+                    key=f"c{customer_id}",
+                    name="support.contact",
+                    timestamp=at,
+                )
+            )
+    Signal.objects.bulk_create(signals)
+    rollups_rebuild(tenant_id=tenant.pk)
+    result = effectiveness(tenant=tenant, playbook=playbook, window_days=14)
+    assert result["treated"]["customers"] + result["holdout"]["customers"] == 1500
+    assert 0.25 < result["holdout"]["customers"] / 1500 < 0.35
+    lo, hi = result["ci95"]
+    assert lo <= 0.5 <= hi
+    assert lo > 0
+    assert result["p_value"] < 0.001
