@@ -1,22 +1,150 @@
-from django.contrib import admin
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.html import format_html
 
 from accounts.admin_base import ReadOnlyTenantAdmin, TenantScopedAdmin
+from campaigns.conditions import ConditionError, parse_condition, render_text
 from campaigns.models import Campaign, Incident, Outreach, Playbook
+from campaigns.services import action_validate, playbook_preview
+
+
+def _condition(value: Any, path: str) -> Any:
+    try:
+        parse_condition(value, path)
+    except ConditionError as exc:
+        raise forms.ValidationError(str(exc)) from None
+    return value
+
+
+def _action(value: Any, path: str) -> dict[str, Any]:
+    try:
+        return action_validate(value, path)
+    except ConditionError as exc:
+        raise forms.ValidationError(str(exc)) from None
+
+
+class PlaybookForm(forms.ModelForm):
+    """Trigger and action are validated like the API does; errors name the bad part."""
+
+    class Meta:
+        model = Playbook
+        fields = [
+            "tenant",
+            "name",
+            "enabled",
+            "trigger",
+            "action",
+            "cooldown_days",
+            "holdout_percent",
+            "review_expiry_hours",
+        ]
+
+    def clean_trigger(self) -> Any:
+        return _condition(self.cleaned_data["trigger"], "trigger")
+
+    def clean_action(self) -> dict[str, Any]:
+        return _action(self.cleaned_data["action"], "action")
+
+    def clean_holdout_percent(self) -> int:
+        value = self.cleaned_data["holdout_percent"]
+        if value > 50:
+            raise forms.ValidationError("holdout_percent: between 0 and 50")
+        return value
+
+    def clean_cooldown_days(self) -> int:
+        value = self.cleaned_data["cooldown_days"]
+        if not 1 <= value <= 365:
+            raise forms.ValidationError("cooldown_days: between 1 and 365")
+        return value
+
+
+class CampaignForm(forms.ModelForm):
+    class Meta:
+        model = Campaign
+        fields = ["tenant", "name", "audience", "action", "send_at", "holdout_percent", "status"]
+
+    def clean_audience(self) -> Any:
+        return _condition(self.cleaned_data["audience"], "audience")
+
+    def clean_action(self) -> dict[str, Any]:
+        return _action(self.cleaned_data["action"], "action")
+
+
+class IncidentForm(forms.ModelForm):
+    class Meta:
+        model = Incident
+        fields = [
+            "tenant",
+            "component",
+            "title",
+            "affected",
+            "notice",
+            "follow_up",
+            "overrides_budget",
+            "status",
+        ]
+
+    def clean_affected(self) -> Any:
+        return _condition(self.cleaned_data["affected"], "affected")
+
+    def clean_notice(self) -> dict[str, Any]:
+        return _action({**self.cleaned_data["notice"], "requires_review": False}, "notice")
+
+    def clean_follow_up(self) -> dict[str, Any] | None:
+        value = self.cleaned_data.get("follow_up")
+        return _action({**value, "requires_review": False}, "follow_up") if value else None
+
+
+def _preview_text(playbook: Playbook) -> str:
+    try:
+        result = playbook_preview(tenant=playbook.tenant, trigger=playbook.trigger)
+    except ConditionError as exc:
+        return f"invalid trigger: {exc}"
+    sample = ", ".join(result["sample"][:5])
+    return f"{result['matching']} customers match now" + (f" (e.g. {sample})" if sample else "")
 
 
 @admin.register(Playbook)
 class PlaybookAdmin(TenantScopedAdmin):
-    list_display = ["name", "tenant", "enabled", "cooldown_days", "holdout_percent"]
+    form = PlaybookForm
+    list_display = ["name", "tenant", "enabled", "trigger_text", "cooldown_days", "holdout_percent"]
     list_filter = ["enabled"]
+    readonly_fields = ["trigger_text", "preview"]
+
+    @admin.display(description="Trigger in words")
+    def trigger_text(self, obj: Playbook) -> str:
+        try:
+            return render_text(parse_condition(obj.trigger, "trigger"))
+        except ConditionError as exc:
+            return f"invalid: {exc}"
+
+    @admin.display(description="Preview (as of now)")
+    def preview(self, obj: Playbook | None) -> str:
+        if obj is None or obj.pk is None or obj._state.adding:
+            return "Save to see how many customers match."
+        return format_html("<strong>{}</strong>", _preview_text(obj))
+
+    def save_model(self, request: HttpRequest, obj: Playbook, form: Any, change: bool) -> None:
+        obj.updated_at = timezone.now()
+        super().save_model(request, obj, form, change)
+        self.message_user(request, f"Preview of “{obj.name}”: {_preview_text(obj)}.", messages.INFO)
 
 
 @admin.register(Campaign)
 class CampaignAdmin(TenantScopedAdmin):
+    form = CampaignForm
     list_display = ["name", "tenant", "status", "send_at", "audience_size"]
 
 
 @admin.register(Incident)
 class IncidentAdmin(TenantScopedAdmin):
+    form = IncidentForm
     list_display = ["component", "title", "tenant", "status", "opened_at", "resolved_at"]
 
 

@@ -18,6 +18,12 @@ SCHEDULE: dict[str, tuple[str, int]] = {
     # Outreach waiting for review past its deadline expires; snoozed outreach returns to the queue.
     # https://crontab.guru/#*/5_*_*_*_*
     "proactive:outreach_expire_overdue": ("campaigns.outreach_expire_overdue", 300),
+    # Campaigns whose send_at has passed are sent (audience frozen at that moment).
+    # https://crontab.guru/#*_*_*_*_*
+    "proactive:campaigns_send_due": ("campaigns.schedule_due_campaigns", 60),
+    # Customers who newly match an open incident's condition get its notice.
+    # https://crontab.guru/#*/5_*_*_*_*
+    "proactive:incident_notices": ("campaigns.schedule_incident_notices", 300),
 }
 
 
