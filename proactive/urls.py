@@ -22,6 +22,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("", include("accounts.urls")),
     path("", include("proactive.page_urls")),
+    path("", include("campaigns.page_urls")),
     path("", include("campaigns.urls")),
 ]
 

@@ -1,22 +1,310 @@
+"""Tenant pages: overview, model, customers, pipeline runs and fatigue.
+
+Views parse the request, call selectors (proactive.selectors, campaigns.page_selectors),
+turn their output into chart specs (proactive.charts) and render.
+"""
+
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import timedelta
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
 from accounts.tenancy import tenant_view
-from proactive.models import Customer, PipelineRun, Signal
+from campaigns import page_selectors, page_views
+from proactive import selectors
+from proactive.charts import chart, outreach_weekly_chart, series
+from proactive.models import PipelineRun, RiskModel
+
+TIMELINE_NAMES = 6
 
 
 @tenant_view()
 def overview(request: HttpRequest) -> HttpResponse:
     tenant = request.tenant  # type: ignore[attr-defined]
-    since = timezone.now() - timedelta(days=1)
+    now = timezone.now()
+    engagement = selectors.engagement_get(tenant=tenant, now=now)
+    days, by_status = selectors.outreach_weekly(tenant=tenant, now=now)
+    weeks = page_selectors.effect_weeks(
+        tenant=tenant, window_days=tenant.horizon_days, now=now, all_playbooks=True
+    )
+    effect = page_views.effect_display(page_selectors.effect_summary(weeks, tenant.horizon_days))
     context = {
-        "customers": Customer.objects.for_tenant(tenant).count(),
-        "signals_24h": Signal.objects.for_tenant(tenant).filter(received_at__gte=since).count(),
-        "latest_run": PipelineRun.objects.for_tenant(tenant).order_by("-started_at").first(),
+        "engagement": engagement,
+        "queue": selectors.queue_state_get(tenant=tenant),
+        "latest_run": selectors.latest_run_get(tenant=tenant),
+        "effect": effect,
+        "weekly_chart": outreach_weekly_chart(days, by_status),
+        "effect_chart": page_views.effect_cumulative_chart(weeks),
+        "playbooks": page_selectors.playbook_list(tenant=tenant, limit=8),
     }
     return render(request, "proactive/overview.html", context)
+
+
+def calibration_chart(model: RiskModel | None) -> dict[str, Any]:
+    table = (model.metrics.get("calibration_table") if model else None) or []
+    top = max([0.05, *(max(r["predicted"], r["observed"]) for r in table)])
+    top = min(1.0, round(top * 1.1 + 0.005, 2))
+    return chart(
+        "xy",
+        series=[
+            series(
+                "observed rate",
+                [{"x": round(r["predicted"], 4), "y": round(r["observed"], 4)} for r in table],
+                "blue",
+                counts=[r["n"] for r in table],
+            ),
+            series(
+                "perfect calibration",
+                [{"x": 0, "y": 0}, {"x": top, "y": top}],
+                "grey",
+                dashed=True,
+                points=False,
+            ),
+        ],
+        x="predicted probability (validation decile mean)",
+        y="observed rate",
+        x_format="percent",
+        y_format="percent",
+        x_min=0,
+        x_max=top,
+        y_min=0,
+        y_max=top,
+    )
+
+
+def score_histogram_chart(dist: selectors.ScoreDistribution) -> dict[str, Any]:
+    edges = dist.edges
+    labels = [f"{edges[i] * 100:.1f}–{edges[i + 1] * 100:.1f}%" for i in range(len(dist.counts))]
+    return chart(
+        "bar",
+        labels=labels,
+        series=[series("customers", dist.counts, "blue")],
+        x="current risk score",
+        y="customers",
+        y_format="int",
+    )
+
+
+def importance_chart(model: RiskModel | None, top: int = 15) -> dict[str, Any]:
+    items = list((model.feature_importance if model else {}).items())
+    items.sort(key=lambda kv: -kv[1])
+    items = items[:top]
+    return chart(
+        "hbar",
+        labels=[name for name, _ in items],
+        series=[series("share of total gain", [round(v, 4) for _, v in items], "teal")],
+        x="share of the model's total gain",
+        y_format="percent",
+    )
+
+
+def versions_chart(models: list[RiskModel]) -> dict[str, Any]:
+    trained = [m for m in models if m.metrics.get("auc") is not None]
+    labels = [f"v{m.version}" for m in trained]
+    return chart(
+        "line",
+        labels=labels,
+        series=[
+            series("AUC", [m.metrics.get("auc") for m in trained], "blue"),
+            series("PR-AUC", [m.metrics.get("pr_auc") for m in trained], "orange"),
+            series("Brier", [m.metrics.get("brier") for m in trained], "red", dashed=True),
+            series("base rate", [m.metrics.get("base_rate") for m in trained], "grey", dashed=True),
+        ],
+        x="model version",
+        y="metric on held-out rows",
+        y_format="float",
+        y_min=0,
+    )
+
+
+@tenant_view()
+def model_detail(request: HttpRequest) -> HttpResponse:
+    tenant = request.tenant  # type: ignore[attr-defined]
+    now = timezone.now()
+    models = selectors.model_list(tenant=tenant)
+    active = next((m for m in models if m.status == RiskModel.Status.ACTIVE), None)
+    latest = models[-1] if models else None
+    dist = selectors.score_distribution_get(tenant=tenant)
+    drift = (
+        selectors.drift_get(tenant=tenant, model=active, current_mean=dist.mean, now=now) if active else None
+    )
+    context = {
+        "active": active,
+        "latest": latest,
+        "models": list(reversed(models)),
+        "dist": dist,
+        "drift": drift,
+        "calibration_chart": calibration_chart(active),
+        "score_chart": score_histogram_chart(dist),
+        "importance_chart": importance_chart(active),
+        "versions_chart": versions_chart(models),
+    }
+    return render(request, "proactive/model.html", context)
+
+
+@tenant_view()
+def customer_list(request: HttpRequest) -> HttpResponse:
+    tenant = request.tenant  # type: ignore[attr-defined]
+    query = request.GET.get("q", "")[:200]
+    context = {
+        "query": query,
+        "customers": selectors.customer_search(tenant=tenant, query=query),
+        "page_size": selectors.CUSTOMER_PAGE_SIZE,
+    }
+    template = "proactive/customer_list.html"
+    if getattr(request, "htmx", False):
+        template += "#results"
+    return render(request, template, context)
+
+
+def risk_chart(history: list) -> dict[str, Any]:
+    return chart(
+        "line",
+        labels=[d.strftime("%d %b") for d, _, _ in history],
+        series=[series("risk score", [round(s, 4) for _, s, _ in history], "red")],
+        x="day",
+        y="risk score",
+        y_format="percent",
+    )
+
+
+def signal_timeline_chart(rows: list, since, today) -> dict[str, Any]:
+    totals: dict[str, int] = defaultdict(int)
+    for name, _, count in rows:
+        totals[name] += count
+    top = sorted(totals, key=lambda n: -totals[n])[:TIMELINE_NAMES]
+    days = [since + timedelta(days=i) for i in range((today - since).days + 1)]
+    index = {d: i for i, d in enumerate(days)}
+    per_name = {n: [0] * len(days) for n in [*top, "other"]}
+    for name, day, count in rows:
+        key = name if name in top else "other"
+        if day in index:
+            per_name[key][index[day]] += count
+    return chart(
+        "bar",
+        labels=[d.strftime("%d %b") for d in days],
+        series=[series(n, v, stack="s") for n, v in per_name.items() if any(v)],
+        x="day",
+        y="signals",
+        y_format="int",
+        stacked=True,
+    )
+
+
+@tenant_view()
+def customer_detail(request: HttpRequest, external_id: str) -> HttpResponse:
+    tenant = request.tenant  # type: ignore[attr-defined]
+    customer = selectors.customer_get(tenant=tenant, external_id=external_id)
+    today = timezone.localdate()
+    since = today - timedelta(days=selectors.CUSTOMER_HISTORY_DAYS)
+    history = selectors.customer_risk_history(tenant=tenant, customer=customer, since=since)
+    signal_days = selectors.customer_signal_days(tenant=tenant, customer=customer, since=since)
+    outreach = selectors.customer_outreach(tenant=tenant, customer=customer)
+    context = {
+        "customer": customer,
+        "risk": selectors.customer_risk_get(tenant=tenant, customer=customer),
+        "risk_chart": risk_chart(history),
+        "timeline_chart": signal_timeline_chart(signal_days, since, today),
+        "signals": selectors.customer_signals_recent(tenant=tenant, customer=customer),
+        "outreach": outreach,
+        "history_days": selectors.CUSTOMER_HISTORY_DAYS,
+        "contact_signals": set(tenant.contact_signals),
+    }
+    return render(request, "proactive/customer_detail.html", context)
+
+
+@tenant_view()
+def run_list(request: HttpRequest) -> HttpResponse:
+    tenant = request.tenant  # type: ignore[attr-defined]
+    runs = selectors.run_list(tenant=tenant)
+    timed = [r for r in reversed(runs) if r.finished_at]
+    duration_chart = chart(
+        "bar",
+        labels=[timezone.localtime(r.started_at).strftime("%d %b %H:%M") for r in timed],
+        series=[
+            series(
+                "seconds",
+                [round((r.finished_at - r.started_at).total_seconds(), 2) for r in timed],
+                "blue",
+            )
+        ],
+        x="run started",
+        y="seconds",
+        y_format="float",
+    )
+    context = {
+        "runs": runs,
+        "any_running": any(r.status == PipelineRun.Status.RUNNING for r in runs),
+        "duration_chart": duration_chart,
+    }
+    template = "proactive/run_list.html"
+    if getattr(request, "htmx", False):
+        template += "#runs"
+    return render(request, template, context)
+
+
+@tenant_view()
+def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+    tenant = request.tenant  # type: ignore[attr-defined]
+    run = selectors.run_get(tenant=tenant, run_id=run_id)
+    template = "proactive/run_detail.html"
+    if getattr(request, "htmx", False):
+        template += "#run-state"
+    return render(request, template, {"run": run, "running": run.status == PipelineRun.Status.RUNNING})
+
+
+@tenant_view()
+def fatigue(request: HttpRequest) -> HttpResponse:
+    tenant = request.tenant  # type: ignore[attr-defined]
+    state = selectors.fatigue_get(tenant=tenant, now=timezone.now())
+    max_n = max([state.max_messages + 1, *state.window_counts, *state.weekly_counts])
+    buckets = list(range(max_n + 1))
+    weekly_total = sum(state.weekly_counts.values())
+    window_chart = chart(
+        "bar",
+        labels=[str(b) for b in buckets],
+        series=[
+            series(
+                "customers",
+                [state.window_counts.get(b, 0) for b in buckets],
+                "blue",
+            )
+        ],
+        x=f"messages received in the last {state.per_days} days (budget: {state.max_messages})",
+        y="customers",
+        y_format="int",
+    )
+    weekly_chart = chart(
+        "bar",
+        labels=[str(b) for b in buckets],
+        series=[
+            series(
+                "share of customer-weeks",
+                [
+                    round(state.weekly_counts.get(b, 0) / weekly_total, 5) if weekly_total else 0
+                    for b in buckets
+                ],
+                "teal",
+                counts=[state.weekly_counts.get(b, 0) for b in buckets],
+            )
+        ],
+        x=f"messages a customer received in one week (last {state.weeks} weeks)",
+        y="share of customer-weeks",
+        y_format="percent",
+    )
+    return render(
+        request,
+        "proactive/fatigue.html",
+        {
+            "state": state,
+            "window_chart": window_chart,
+            "weekly_chart": weekly_chart,
+            "any_sent": any(k > 0 for k, n in state.window_counts.items() if n)
+            or any(k > 0 for k, n in state.weekly_counts.items() if n),
+        },
+    )

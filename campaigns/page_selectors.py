@@ -1,0 +1,308 @@
+"""Reads behind the playbook and campaign pages (counts, reasons, warnings).
+
+Statistics (treated vs holdout, intervals, funnel, backtest) come from
+campaigns.effectiveness; this module only counts outreach and arranges results for pages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from django.db import connection
+from django.db.models import Count, Max, Q
+from django.http import Http404
+
+from accounts.models import Tenant
+from campaigns.conditions import ConditionError, parse_condition, render_text
+from campaigns.effectiveness import risk_ratio_stats
+from campaigns.models import Campaign, Outreach, Playbook
+from campaigns.services import contact_match_sql
+
+REASONS_SHOWN = 8
+EFFECT_WEEKS = 26
+# Agents rejecting more than this share of what a playbook proposes (with enough reviews) is a warning.
+REJECT_WARN_SHARE = 0.5
+REJECT_WARN_MIN = 10
+
+
+@dataclass
+class Breakdown:
+    """What happened to the outreach of one source (or all of them)."""
+
+    by_status: dict[str, int] = field(default_factory=dict)
+    total: int = 0
+    reviewed_sent: int = 0
+    last_triggered: datetime | None = None
+    suppressed_reasons: list[tuple[str, int]] = field(default_factory=list)
+    reject_reasons: list[tuple[str, int]] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return self.by_status.get(status, 0)
+
+    @property
+    def sent(self) -> int:
+        return self.count(Outreach.Status.SENT)
+
+    @property
+    def held_out(self) -> int:
+        return self.count(Outreach.Status.HELD_OUT)
+
+    @property
+    def suppressed(self) -> int:
+        return self.count(Outreach.Status.SUPPRESSED)
+
+    @property
+    def rejected(self) -> int:
+        return self.count(Outreach.Status.REJECTED)
+
+    @property
+    def pending(self) -> int:
+        return self.count(Outreach.Status.PENDING_REVIEW) + self.count(Outreach.Status.SNOOZED)
+
+    @property
+    def expired(self) -> int:
+        return self.count(Outreach.Status.EXPIRED)
+
+    @property
+    def reviewed(self) -> int:
+        """Decided by an agent: rejected, or sent after an agent reviewed it."""
+        return self.rejected + self.reviewed_sent
+
+    @property
+    def reject_share(self) -> float | None:
+        return self.rejected / self.reviewed if self.reviewed else None
+
+    @property
+    def rejects_most(self) -> bool:
+        share = self.reject_share
+        return bool(share is not None and self.reviewed >= REJECT_WARN_MIN and share > REJECT_WARN_SHARE)
+
+
+def _source_filter(playbook: Playbook | None, campaign: Campaign | None) -> dict[str, Any]:
+    if playbook is not None:
+        return {"playbook": playbook}
+    if campaign is not None:
+        return {"campaign": campaign}
+    return {}
+
+
+def breakdown_get(
+    *, tenant: Tenant, playbook: Playbook | None = None, campaign: Campaign | None = None
+) -> Breakdown:
+    """Counts by status plus the most common suppression and rejection reasons (three queries)."""
+    base = Outreach.objects.for_tenant(tenant).filter(**_source_filter(playbook, campaign))
+    result = Breakdown()
+    rows = base.values("status").annotate(
+        n=Count("id"), last=Max("triggered_at"), reviewed=Count("id", filter=Q(reviewed_at__isnull=False))
+    )
+    for row in rows.order_by():
+        result.by_status[row["status"]] = row["n"]
+        result.total += row["n"]
+        if row["status"] == Outreach.Status.SENT:
+            result.reviewed_sent = row["reviewed"]
+        if result.last_triggered is None or row["last"] > result.last_triggered:
+            result.last_triggered = row["last"]
+    reasons = (
+        base.filter(status__in=[Outreach.Status.SUPPRESSED, Outreach.Status.REJECTED])
+        .values("status", "suppressed_reason", "reject_reason")
+        .annotate(n=Count("id"))
+        .order_by("-n")
+    )
+    for row in reasons:
+        if row["status"] == Outreach.Status.SUPPRESSED:
+            result.suppressed_reasons.append((row["suppressed_reason"] or "no reason recorded", row["n"]))
+        else:
+            result.reject_reasons.append((row["reject_reason"] or "no reason given", row["n"]))
+    result.suppressed_reasons = _merge(result.suppressed_reasons)[:REASONS_SHOWN]
+    result.reject_reasons = _merge(result.reject_reasons)[:REASONS_SHOWN]
+    return result
+
+
+def _merge(pairs: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    merged: dict[str, int] = {}
+    for reason, n in pairs:
+        merged[reason] = merged.get(reason, 0) + n
+    return sorted(merged.items(), key=lambda kv: -kv[1])
+
+
+def condition_text(data: Any) -> str:
+    """The trigger or audience as a sentence; an invalid one says so instead of failing the page."""
+    try:
+        return render_text(parse_condition(data))
+    except ConditionError as exc:
+        return f"invalid condition: {exc}"
+
+
+@dataclass
+class SourceRow:
+    source: Playbook | Campaign
+    breakdown: Breakdown
+
+    @property
+    def condition(self) -> str:
+        data = self.source.trigger if isinstance(self.source, Playbook) else self.source.audience
+        return condition_text(data)
+
+
+def _counts_by(tenant: Tenant, column: str, ids: list[Any]) -> dict[Any, Breakdown]:
+    counts: dict[Any, Breakdown] = {i: Breakdown() for i in ids}
+    if not ids:
+        return counts
+    rows = (
+        Outreach.objects.for_tenant(tenant)
+        .filter(**{f"{column}__in": ids})
+        .values(column, "status")
+        .annotate(
+            n=Count("id"), last=Max("triggered_at"), reviewed=Count("id", filter=Q(reviewed_at__isnull=False))
+        )
+        .order_by()
+    )
+    for row in rows:
+        b = counts[row[column]]
+        b.by_status[row["status"]] = row["n"]
+        b.total += row["n"]
+        if row["status"] == Outreach.Status.SENT:
+            b.reviewed_sent = row["reviewed"]
+        if b.last_triggered is None or row["last"] > b.last_triggered:
+            b.last_triggered = row["last"]
+    return counts
+
+
+def playbook_list(*, tenant: Tenant, limit: int | None = None) -> list[SourceRow]:
+    """Every playbook with its outreach counts by status (two queries)."""
+    playbooks = list(Playbook.objects.for_tenant(tenant).order_by("-enabled", "name")[:limit])
+    counts = _counts_by(tenant, "playbook_id", [p.pk for p in playbooks])
+    return [SourceRow(p, counts[p.pk]) for p in playbooks]
+
+
+def campaign_list(*, tenant: Tenant) -> list[SourceRow]:
+    campaigns = list(Campaign.objects.for_tenant(tenant).order_by("-send_at"))
+    counts = _counts_by(tenant, "campaign_id", [c.pk for c in campaigns])
+    return [SourceRow(c, counts[c.pk]) for c in campaigns]
+
+
+def playbook_get(*, tenant: Tenant, playbook_id: Any) -> Playbook:
+    playbook = Playbook.objects.for_tenant(tenant).filter(pk=playbook_id).first()
+    if playbook is None:
+        raise Http404("No such playbook")
+    return playbook
+
+
+def campaign_get(*, tenant: Tenant, campaign_id: Any) -> Campaign:
+    campaign = Campaign.objects.for_tenant(tenant).filter(pk=campaign_id).first()
+    if campaign is None:
+        raise Http404("No such campaign")
+    return campaign
+
+
+def engaged_counts(*, tenant: Tenant, **filters: Any) -> dict[str, int]:
+    """Sent outreach and what recipients did, for sources effectiveness does not cover."""
+    return (
+        Outreach.objects.for_tenant(tenant)
+        .filter(sent_at__isnull=False, **filters)
+        .aggregate(
+            sent=Count("id"),
+            seen=Count("id", filter=Q(seen_at__isnull=False)),
+            clicked=Count("id", filter=Q(clicked_at__isnull=False)),
+            dismissed=Count("id", filter=Q(dismissed_at__isnull=False)),
+            helpful=Count("id", filter=Q(feedback=Outreach.Feedback.HELPFUL)),
+            not_helpful=Count("id", filter=Q(feedback=Outreach.Feedback.NOT_HELPFUL)),
+        )
+    )
+
+
+# --- effect over time -------------------------------------------------------------------------
+
+
+@dataclass
+class EffectWeek:
+    week: date
+    treated: int
+    treated_contacted: int
+    holdout: int
+    holdout_contacted: int
+
+    @property
+    def treated_rate(self) -> float | None:
+        return self.treated_contacted / self.treated if self.treated else None
+
+    @property
+    def holdout_rate(self) -> float | None:
+        return self.holdout_contacted / self.holdout if self.holdout else None
+
+
+def effect_weeks(
+    *,
+    tenant: Tenant,
+    window_days: int,
+    now: datetime,
+    weeks: int = EFFECT_WEEKS,
+    playbook: Playbook | None = None,
+    campaign: Campaign | None = None,
+    all_playbooks: bool = False,
+) -> list[EffectWeek]:
+    """Treated and holdout outreach (and how many contacted support within the window), per
+    week of trigger time, counted as campaigns.effectiveness counts them: not suppressed and
+    the window fully elapsed. One query."""
+    if all_playbooks:
+        source_sql, source_params = "o.playbook_id IS NOT NULL", []
+    elif playbook is not None:
+        source_sql, source_params = "o.playbook_id = %s", [playbook.pk]
+    elif campaign is not None:
+        source_sql, source_params = "o.campaign_id = %s", [campaign.pk]
+    else:
+        raise ValueError("pass a playbook, a campaign or all_playbooks=True")
+    contact, contact_params = contact_match_sql(tenant)
+    start = now - timedelta(weeks=weeks)
+    with connection.cursor() as cur:
+        cur.execute(
+            f"""
+            SELECT date_trunc('week', o.triggered_at AT TIME ZONE 'UTC')::date AS week, o.holdout,
+                   count(*), count(*) FILTER (WHERE EXISTS (
+                SELECT 1 FROM proactive_signal s
+                WHERE s.tenant_id = o.tenant_id AND s.customer_id = o.customer_id
+                  AND s.timestamp >= o.triggered_at
+                  AND s.timestamp < o.triggered_at + make_interval(days => %s) AND {contact}))
+            FROM campaigns_outreach o
+            WHERE o.tenant_id = %s AND {source_sql} AND o.status <> 'suppressed'
+              AND o.triggered_at > %s AND o.triggered_at + make_interval(days => %s) <= %s
+            GROUP BY 1, 2 ORDER BY 1
+            """,  # noqa: S608 (source_sql is one of three literals, contact is built from placeholders)
+            [window_days, *contact_params, tenant.pk, *source_params, start, window_days, now],
+        )
+        rows = cur.fetchall()
+    by_week: dict[date, EffectWeek] = {}
+    for week, holdout, n, contacted in rows:
+        item = by_week.setdefault(week, EffectWeek(week, 0, 0, 0, 0))
+        if holdout:
+            item.holdout, item.holdout_contacted = n, contacted
+        else:
+            item.treated, item.treated_contacted = n, contacted
+    return [by_week[w] for w in sorted(by_week)]
+
+
+def effect_summary(weeks: list[EffectWeek], window_days: int) -> dict[str, Any]:
+    """The contract's treated/holdout/interval shape, pooled over `weeks` (statistics from
+    campaigns.effectiveness.risk_ratio_stats)."""
+    t = sum(w.treated for w in weeks)
+    tc = sum(w.treated_contacted for w in weeks)
+    h = sum(w.holdout for w in weeks)
+    hc = sum(w.holdout_contacted for w in weeks)
+    return {
+        "window_days": window_days,
+        "treated": {"customers": t, "contacted": tc, "rate": tc / t if t else None},
+        "holdout": {"customers": h, "contacted": hc, "rate": hc / h if h else None},
+        **risk_ratio_stats(treated=t, treated_contacted=tc, holdout=h, holdout_contacted=hc),
+    }
+
+
+def cumulative_effect(weeks: list[EffectWeek]) -> list[dict[str, Any]]:
+    """The pooled estimate as of each week: how the interval narrowed as outreach accumulated."""
+    out, t, tc, h, hc = [], 0, 0, 0, 0
+    for w in weeks:
+        t, tc, h, hc = t + w.treated, tc + w.treated_contacted, h + w.holdout, hc + w.holdout_contacted
+        stats = risk_ratio_stats(treated=t, treated_contacted=tc, holdout=h, holdout_contacted=hc)
+        out.append({"week": w.week, **stats})
+    return out

@@ -1,0 +1,246 @@
+"""Playbook and campaign pages: what fired, what happened to it, and whether it helped."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+
+from accounts.tenancy import tenant_view
+from campaigns import page_selectors
+from campaigns.effectiveness import effectiveness
+from campaigns.page_selectors import EffectWeek
+from campaigns.services import playbook_backtest
+from proactive.charts import chart, outreach_weekly_chart, series
+from proactive.selectors import outreach_weekly
+
+BACKTEST_DAYS = 14
+BACKTEST_CACHE_SECONDS = 3600
+MAX_WINDOW_DAYS = 90
+
+
+def _pct(value: float | None, digits: int = 1) -> str:
+    return "—" if value is None else f"{value * 100:.{digits}f}%"
+
+
+def effect_display(effect: dict[str, Any]) -> dict[str, Any]:
+    """The effectiveness payload plus the sentences a page shows for it."""
+    ci = effect.get("ci95")
+    reduction = effect.get("relative_reduction")
+    return {
+        **effect,
+        "relative_reduction_pct": _pct(reduction, 0),
+        "ci_text": f"{_pct(ci[0], 0)} to {_pct(ci[1], 0)}" if ci else "not available",
+        "treated_rate_pct": _pct(effect["treated"]["rate"]),
+        "holdout_rate_pct": _pct(effect["holdout"]["rate"]),
+        "harmful": bool(effect.get("backfiring")),
+        "significant": bool(ci and ci[0] > 0),
+    }
+
+
+def effect_rates_chart(weeks: list[EffectWeek]) -> dict[str, Any]:
+    return chart(
+        "line",
+        labels=[w.week.strftime("%d %b") for w in weeks],
+        series=[
+            series(
+                "reached (treated)",
+                [w.treated_rate for w in weeks],
+                "blue",
+                counts=[f"{w.treated_contacted}/{w.treated}" for w in weeks],
+            ),
+            series(
+                "held out",
+                [w.holdout_rate for w in weeks],
+                "grey",
+                dashed=True,
+                counts=[f"{w.holdout_contacted}/{w.holdout}" for w in weeks],
+            ),
+        ],
+        x="week the outreach fired",
+        y="contacted support within the window",
+        y_format="percent",
+    )
+
+
+def effect_cumulative_chart(weeks: list[EffectWeek]) -> dict[str, Any]:
+    points = page_selectors.cumulative_effect(weeks)
+    lows = [p["ci95"][0] if p["ci95"] else None for p in points]
+    highs = [p["ci95"][1] if p["ci95"] else None for p in points]
+    return chart(
+        "line",
+        labels=[p["week"].strftime("%d %b") for p in points],
+        series=[
+            series("95% interval (low)", lows, "blue", band="lower"),
+            series("95% interval", highs, "blue", band="upper"),
+            series("contacts prevented (pooled so far)", [p["relative_reduction"] for p in points], "blue"),
+            series("no effect", [0 for _ in points], "grey", dashed=True, points=False),
+        ],
+        x="outreach fired up to the week of",
+        y="relative reduction in contacts",
+        y_format="percent",
+    )
+
+
+def funnel_chart(engagement: dict[str, int]) -> dict[str, Any]:
+    steps = [
+        ("sent", "Sent"),
+        ("seen", "Seen"),
+        ("clicked", "Clicked"),
+        ("helpful", "Rated helpful"),
+        ("not_helpful", "Rated not helpful"),
+        ("dismissed", "Dismissed"),
+    ]
+    sent = engagement.get("sent") or 0
+    return chart(
+        "hbar",
+        labels=[label for _, label in steps],
+        series=[
+            series(
+                "messages",
+                [engagement.get(key, 0) for key, _ in steps],
+                "teal",
+                counts=[
+                    _pct(engagement.get(key, 0) / sent if sent else None, 0) + " of sent" for key, _ in steps
+                ],
+            )
+        ],
+        x="messages",
+        y_format="int",
+    )
+
+
+def _window_days(request: HttpRequest) -> int:
+    tenant = request.tenant  # type: ignore[attr-defined]
+    try:
+        value = int(request.GET.get("window_days", tenant.horizon_days))
+    except ValueError:
+        value = tenant.horizon_days
+    return min(max(value, 1), MAX_WINDOW_DAYS)
+
+
+@tenant_view()
+def playbook_list(request: HttpRequest) -> HttpResponse:
+    tenant = request.tenant  # type: ignore[attr-defined]
+    return render(
+        request,
+        "campaigns/playbook_list.html",
+        {"rows": page_selectors.playbook_list(tenant=tenant)},
+    )
+
+
+def _source_context(request: HttpRequest, **source: Any) -> dict[str, Any]:
+    tenant = request.tenant  # type: ignore[attr-defined]
+    now = timezone.now()
+    window_days = _window_days(request)
+    effect = effect_display(effectiveness(tenant=tenant, window_days=window_days, as_of=now, **source))
+    weeks = page_selectors.effect_weeks(tenant=tenant, window_days=window_days, now=now, **source)
+    breakdown = page_selectors.breakdown_get(tenant=tenant, **source)
+    return {
+        "window_days": window_days,
+        "window_choices": sorted({7, 14, 28, tenant.horizon_days, window_days}),
+        "effect": effect,
+        "breakdown": breakdown,
+        "rates_chart": effect_rates_chart(weeks),
+        "cumulative_chart": effect_cumulative_chart(weeks),
+        "funnel_chart": funnel_chart(effect["engagement"]),
+        "weekly_chart": _weekly_chart(tenant, now, source),
+    }
+
+
+def _weekly_chart(tenant: Any, now: datetime, source: dict[str, Any]) -> dict[str, Any]:
+    days, by_status = outreach_weekly(tenant=tenant, now=now, **source)
+    return outreach_weekly_chart(days, by_status)
+
+
+@tenant_view()
+def playbook_detail(request: HttpRequest, playbook_id: Any) -> HttpResponse:
+    tenant = request.tenant  # type: ignore[attr-defined]
+    playbook = page_selectors.playbook_get(tenant=tenant, playbook_id=playbook_id)
+    context = _source_context(request, playbook=playbook)
+    context.update(
+        playbook=playbook,
+        condition=page_selectors.condition_text(playbook.trigger),
+        backtest_days=BACKTEST_DAYS,
+    )
+    return render(request, "campaigns/playbook_detail.html", context)
+
+
+def backtest_cached(*, tenant: Any, playbook: Any, window_days: int) -> dict[str, Any]:
+    """The backtest recomputes features for each of the last days: cached per trigger and day."""
+    key = (
+        f"h5:backtest:{tenant.pk}:{playbook.pk}:{playbook.updated_at.timestamp()}:"
+        f"{window_days}:{timezone.now():%Y-%m-%d}"
+    )
+    result = cache.get(key)
+    if result is None:
+        result = playbook_backtest(
+            tenant=tenant, trigger=playbook.trigger, days=BACKTEST_DAYS, window_days=window_days
+        )
+        cache.set(key, result, BACKTEST_CACHE_SECONDS)
+    return result
+
+
+@tenant_view()
+def playbook_backtest_fragment(request: HttpRequest, playbook_id: Any) -> HttpResponse:
+    tenant = request.tenant  # type: ignore[attr-defined]
+    playbook = page_selectors.playbook_get(tenant=tenant, playbook_id=playbook_id)
+    result = backtest_cached(tenant=tenant, playbook=playbook, window_days=_window_days(request))
+    days = result["days"]
+    labels = [datetime.fromisoformat(d["as_of"]).strftime("%d %b") for d in days]
+    backtest_chart = chart(
+        "bar",
+        labels=labels,
+        series=[series("customers matched", [d["matched"] for d in days], "blue")],
+        x="as of",
+        y="customers matched",
+        y_format="int",
+    )
+    precision_chart = chart(
+        "line",
+        labels=labels,
+        series=[
+            series(
+                "precision of the trigger", [d["precision"] if d["complete"] else None for d in days], "red"
+            ),
+            series("base rate (all customers)", [d["base_rate"] for d in days], "grey", dashed=True),
+        ],
+        x="as of (window not yet elapsed for the last days)",
+        y="contacted support within the window",
+        y_format="percent",
+    )
+    return render(
+        request,
+        "campaigns/playbook_backtest.html",
+        {
+            "result": result,
+            "matched_chart": backtest_chart,
+            "precision_chart": precision_chart,
+            "lift": (result["precision"] / result["base_rate"])
+            if result["precision"] is not None and result["base_rate"]
+            else None,
+        },
+    )
+
+
+@tenant_view()
+def campaign_list(request: HttpRequest) -> HttpResponse:
+    tenant = request.tenant  # type: ignore[attr-defined]
+    return render(
+        request,
+        "campaigns/campaign_list.html",
+        {"rows": page_selectors.campaign_list(tenant=tenant)},
+    )
+
+
+@tenant_view()
+def campaign_detail(request: HttpRequest, campaign_id: Any) -> HttpResponse:
+    tenant = request.tenant  # type: ignore[attr-defined]
+    campaign = page_selectors.campaign_get(tenant=tenant, campaign_id=campaign_id)
+    context = _source_context(request, campaign=campaign)
+    context.update(campaign=campaign, condition=page_selectors.condition_text(campaign.audience))
+    return render(request, "campaigns/campaign_detail.html", context)
