@@ -132,6 +132,15 @@ GLOBAL_ADMIN_APPS = {"auth", "django_celery_beat"}
 # url name -> {param: how to find tenant B's value}. Add new routes here.
 URL_OBJECT_PARAMS: dict[str, dict] = {
     "accounts:key_revoke": {"prefix": lambda w: w.of(apps.get_model("accounts.ApiKey")).prefix},
+    # Playbooks, campaigns and incidents API (campaigns.api_urls): tenant B's ids.
+    **{
+        f"api:{name}": {"playbook_id": _pk("campaigns.Playbook")}
+        for name in ("playbook", "playbook_preview", "playbook_effectiveness", "playbook_backtest")
+    },
+    "api:campaign": {"campaign_id": _pk("campaigns.Campaign")},
+    "api:campaign_effectiveness": {"campaign_id": _pk("campaigns.Campaign")},
+    "api:incident": {"incident_id": _pk("campaigns.Incident")},
+    "api:incident_resolve": {"incident_id": _pk("campaigns.Incident")},
     # The review queue (campaigns.urls): every item route gets tenant B's outreach.
     **{
         f"campaigns:{name}": {"outreach_id": _pk("campaigns.Outreach")}
