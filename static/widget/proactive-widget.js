@@ -199,8 +199,8 @@
     open = typeof force === "boolean" ? force : !open;
     panel.hidden = !open;
     launcher.setAttribute("aria-expanded", String(open));
-    render();
     if (open) markSeen();
+    render();
   }
   launcher.addEventListener("click", function () { toggle(); });
   root.querySelector(".close").addEventListener("click", function () { toggle(false); });
@@ -212,8 +212,8 @@
     if (document.hidden) { timer = setTimeout(poll, POLL_MS); return; }
     request("GET", "/inbox").then(function (data) {
       messages = Array.isArray(data.messages) ? data.messages : [];
-      render();
       if (open) markSeen();
+      render();
     }).catch(function () {}).then(function () {
       if (!stopped) timer = setTimeout(poll, POLL_MS);
     });
