@@ -123,24 +123,17 @@ def signals_ingest(*, tenant: Tenant, records: Sequence[Any], now: datetime | No
     return result
 
 
-INSERT_SIGNALS_SQL = """
-WITH new_customers AS (
-    INSERT INTO proactive_customer
-        (tenant_id, external_id, name, email, attributes, created_at, updated_at)
-    SELECT %(tenant)s, customer, '', '', '{}'::jsonb, %(now)s, %(now)s
-    FROM (SELECT DISTINCT customer FROM signal_staging) s ORDER BY customer
-    ON CONFLICT (tenant_id, external_id) DO NOTHING
-    RETURNING id
-)
-SELECT count(*) FROM new_customers
+CREATE_CUSTOMERS_SQL = """
+INSERT INTO proactive_customer (tenant_id, external_id, name, email, attributes, created_at, updated_at)
+SELECT %(tenant)s, x, '', '', '{}'::jsonb, %(now)s, %(now)s FROM unnest(%(externals)s::text[]) AS x ORDER BY x
+ON CONFLICT (tenant_id, external_id) DO NOTHING
 """
 
 INSERT_ROWS_SQL = """
 WITH ins AS (
     INSERT INTO proactive_signal (tenant_id, customer_id, key, name, timestamp, properties, received_at)
-    SELECT %(tenant)s, c.id, st.key, st.name, st.ts, st.properties, %(now)s
+    SELECT %(tenant)s, st.customer_id, st.key, st.name, st.ts, st.properties, %(now)s
     FROM (SELECT DISTINCT ON (key) * FROM signal_staging ORDER BY key, ord) st
-    JOIN proactive_customer c ON c.tenant_id = %(tenant)s AND c.external_id = st.customer
     ORDER BY st.key
     ON CONFLICT (tenant_id, key) DO NOTHING
     RETURNING customer_id, name, timestamp
@@ -162,20 +155,31 @@ SELECT count(*) FROM ins
 
 
 def signals_copy_insert(*, tenant_id: int, rows: Iterable[tuple], received_at: datetime) -> int:
-    """The fast path: COPY rows (key, customer external_id, name, aware ts, Jsonb props) into a
-    staging table, create unknown customers, insert new keys and their rollups. Returns the
-    number of rows stored (the rest were duplicates)."""
+    """The fast path: rows are (key, customer external_id, name, timestamp, properties) with the
+    timestamp aware (or ISO text) and properties Jsonb (or JSON text). Creates unknown customers,
+    resolves external ids with one index lookup (no join the planner could misjudge right after
+    a bulk load), COPYs into a staging table and inserts new keys plus their rollups. Returns
+    the number of rows stored (the rest were duplicates)."""
+    rows = rows if isinstance(rows, list) else list(rows)
+    externals = sorted({r[1] for r in rows})
+    params = {"tenant": tenant_id, "now": received_at, "externals": externals}
     with transaction.atomic(), connection.cursor() as cursor:
         cur = cursor.cursor  # the psycopg cursor, for COPY
+        cur.execute("SET LOCAL work_mem = '64MB'")
         cur.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS signal_staging (ord serial, key text, customer text, name text, "
-            "ts timestamptz, properties jsonb) ON COMMIT DELETE ROWS"
+            "CREATE TEMP TABLE IF NOT EXISTS signal_staging (ord serial, key text, customer_id bigint, "
+            "name text, ts timestamptz, properties jsonb) ON COMMIT DELETE ROWS"
         )
-        with cur.copy("COPY signal_staging (key, customer, name, ts, properties) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        params = {"tenant": tenant_id, "now": received_at}
-        cur.execute(INSERT_SIGNALS_SQL, params)
+        cur.execute(CREATE_CUSTOMERS_SQL, params)
+        cur.execute(
+            "SELECT external_id, id FROM proactive_customer WHERE tenant_id = %(tenant)s "
+            "AND external_id = ANY(%(externals)s::text[])",
+            params,
+        )
+        ids = dict(cur.fetchall())
+        with cur.copy("COPY signal_staging (key, customer_id, name, ts, properties) FROM STDIN") as copy:
+            for key, ext, name, ts, props in rows:
+                copy.write_row((key, ids[ext], name, ts, props))
         cur.execute(INSERT_ROWS_SQL, params)
         inserted = cur.fetchone()[0]
         cur.execute("TRUNCATE signal_staging")

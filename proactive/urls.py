@@ -10,6 +10,7 @@ def healthz(request: HttpRequest) -> HttpResponse:
 
 api_v1 = [
     path("", include("accounts.api_urls")),
+    path("", include("proactive.api_urls")),
     path("", include("proactive.scoring.api_urls")),
     path("", include("campaigns.api_urls")),
     path("", include("campaigns.inbox_urls")),

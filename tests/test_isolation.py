@@ -132,6 +132,7 @@ GLOBAL_ADMIN_APPS = {"auth", "django_celery_beat"}
 # url name -> {param: how to find tenant B's value}. Add new routes here.
 URL_OBJECT_PARAMS: dict[str, dict] = {
     "accounts:key_revoke": {"prefix": lambda w: w.of(apps.get_model("accounts.ApiKey")).prefix},
+    "api:customer_detail": {"external_id": lambda w: w.of(apps.get_model("proactive.Customer")).external_id},
     # Playbooks, campaigns and incidents API (campaigns.api_urls): tenant B's ids.
     **{
         f"api:{name}": {"playbook_id": _pk("campaigns.Playbook")}

@@ -1,0 +1,241 @@
+"""Ingestion and customer profile endpoints of the public contract."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import QuerySet
+from django.http import Http404
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import APIException, ParseError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import BaseThrottle
+
+from accounts.api_auth import KeyPrincipal
+from accounts.api_base import TenantAPIView
+from proactive.features.compute import customer_features
+from proactive.ingest import MAX_BODY_BYTES, MAX_CUSTOMERS, MAX_SIGNALS, customers_upsert, signals_ingest
+from proactive.models import Customer, RiskScore
+
+
+class PayloadTooLarge(APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "Request too large."
+    default_code = "payload_too_large"
+
+
+class ServerKeyRateThrottle(BaseThrottle):
+    """Fixed one-minute window per server key, counted in the shared cache (Redis in production),
+    so every web process sees the same count."""
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        if not isinstance(request.user, KeyPrincipal):
+            return True
+        limit = int(getattr(settings, "API_RATE_LIMIT_PER_MINUTE", 1200))
+        now = time.time()
+        window = int(now // 60)
+        key = f"ratelimit:{request.user.key.prefix}:{window}"
+        cache.add(key, 0, timeout=120)
+        try:
+            count = cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.add(key, 1, timeout=120)
+            count = 1
+        self._wait = (window + 1) * 60 - now
+        return count <= limit
+
+    def wait(self) -> float | None:
+        return getattr(self, "_wait", 60.0)
+
+
+def _json_body(request: Request, max_bytes: int = MAX_BODY_BYTES) -> Any:
+    length = request.META.get("CONTENT_LENGTH") or "0"
+    if not length.isdigit() or int(length) > max_bytes:
+        raise PayloadTooLarge(f"The body is over {max_bytes // (1024 * 1024)} MB.")
+    body = request._request.read(max_bytes + 1)
+    if len(body) > max_bytes:
+        raise PayloadTooLarge(f"The body is over {max_bytes // (1024 * 1024)} MB.")
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ParseError(f"Malformed JSON: {exc}") from None
+
+
+def _records(data: Any, field: str, limit: int) -> list:
+    if not isinstance(data, dict) or not isinstance(data.get(field), list):
+        raise ParseError(f'Expected a JSON object with a "{field}" list.')
+    records = data[field]
+    if len(records) > limit:
+        raise PayloadTooLarge(f"At most {limit:,} {field} per request.")
+    return records
+
+
+class IngestView(TenantAPIView):
+    throttle_classes = [ServerKeyRateThrottle]
+    parser_classes: list = []  # the body is read once, size-checked, then parsed here
+
+
+class SignalInSerializer(serializers.Serializer):
+    id = serializers.CharField(max_length=128)
+    customer = serializers.CharField(max_length=255)
+    name = serializers.RegexField(r"^[a-z0-9_.:-]{1,100}$")
+    timestamp = serializers.DateTimeField()
+    properties = serializers.DictField(required=False)
+
+
+class SignalsBatchInSerializer(serializers.Serializer):
+    signals = SignalInSerializer(many=True)
+
+
+class SignalErrorSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    id = serializers.CharField(allow_null=True)
+    error = serializers.CharField()
+
+
+class SignalsBatchOutSerializer(serializers.Serializer):
+    accepted = serializers.IntegerField()
+    duplicates = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    errors = SignalErrorSerializer(many=True)
+
+
+class SignalsBatchView(IngestView):
+    @extend_schema(
+        request=SignalsBatchInSerializer,
+        responses={
+            200: SignalsBatchOutSerializer,
+            400: OpenApiResponse(description="Malformed request"),
+            413: OpenApiResponse(description="Over 10,000 signals or 10 MB"),
+            429: OpenApiResponse(description="Rate limited; see Retry-After"),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        records = _records(_json_body(request), "signals", MAX_SIGNALS)
+        result = signals_ingest(tenant=self.tenant, records=records)
+        return Response(
+            {
+                "accepted": result.accepted,
+                "duplicates": result.duplicates,
+                "rejected": result.rejected,
+                "errors": result.errors,
+            }
+        )
+
+
+class CustomerInSerializer(serializers.Serializer):
+    external_id = serializers.CharField(max_length=255)
+    name = serializers.CharField(required=False)
+    email = serializers.EmailField(required=False)
+    signed_up_at = serializers.DateTimeField(required=False)
+    attributes = serializers.DictField(required=False)
+
+
+class CustomersBatchInSerializer(serializers.Serializer):
+    customers = CustomerInSerializer(many=True)
+
+
+class CustomerErrorSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    error = serializers.CharField()
+
+
+class CustomersBatchOutSerializer(serializers.Serializer):
+    created = serializers.IntegerField()
+    updated = serializers.IntegerField()
+    errors = CustomerErrorSerializer(many=True)
+
+
+class CustomersBatchView(IngestView):
+    @extend_schema(
+        request=CustomersBatchInSerializer,
+        responses={
+            200: CustomersBatchOutSerializer,
+            400: OpenApiResponse(description="Malformed request"),
+            413: OpenApiResponse(description="Over 10,000 customers or 10 MB"),
+            429: OpenApiResponse(description="Rate limited; see Retry-After"),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        records = _records(_json_body(request), "customers", MAX_CUSTOMERS)
+        result = customers_upsert(tenant=self.tenant, records=records)
+        return Response({"created": result.created, "updated": result.updated, "errors": result.errors})
+
+
+class ReasonSerializer(serializers.Serializer):
+    feature = serializers.CharField()
+    value = serializers.FloatField(allow_null=True)
+    contribution = serializers.FloatField()
+
+
+class RiskSerializer(serializers.Serializer):
+    score = serializers.FloatField()
+    scored_at = serializers.DateTimeField()
+    model_version = serializers.IntegerField(allow_null=True)
+    rule_based = serializers.BooleanField()
+    reasons = ReasonSerializer(many=True)
+
+
+class CustomerProfileSerializer(serializers.Serializer):
+    external_id = serializers.CharField()
+    name = serializers.CharField()
+    email = serializers.CharField()
+    signed_up_at = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    attributes = serializers.DictField()
+    features = serializers.DictField(child=serializers.FloatField(allow_null=True))
+    features_as_of = serializers.DateTimeField()
+    risk = RiskSerializer(allow_null=True)
+
+
+def customer_profile(*, customer: Customer) -> dict[str, Any]:
+    """Profile, attributes, current features and the latest risk score (null before scoring)."""
+    as_of = timezone.now()
+    score = (
+        RiskScore.objects.for_tenant(customer.tenant_id)
+        .filter(customer=customer)
+        .select_related("model")
+        .first()
+    )
+    risk = None
+    if score is not None:
+        risk = {
+            "score": score.score,
+            "scored_at": score.scored_at,
+            "model_version": score.model.version if score.model else None,
+            "rule_based": score.rule_based,
+            "reasons": score.reasons,
+        }
+    return {
+        "external_id": customer.external_id,
+        "name": customer.name,
+        "email": customer.email,
+        "signed_up_at": customer.signed_up_at,
+        "created_at": customer.created_at,
+        "attributes": customer.attributes,
+        "features": customer_features(tenant=customer.tenant, customer_id=customer.pk, as_of=as_of),
+        "features_as_of": as_of,
+        "risk": risk,
+    }
+
+
+class CustomerDetailView(TenantAPIView):
+    queryset = Customer.objects.all()
+    serializer_class = CustomerProfileSerializer
+
+    def safely_get_queryset(self, queryset: QuerySet) -> QuerySet:
+        return queryset.select_related("tenant")
+
+    @extend_schema(responses={200: CustomerProfileSerializer, 404: OpenApiResponse(description="Unknown")})
+    def get(self, request: Request, external_id: str) -> Response:
+        customer = self.get_queryset().filter(external_id=external_id).first()
+        if customer is None:
+            raise Http404("No such customer.")
+        return Response(CustomerProfileSerializer(customer_profile(customer=customer)).data)
