@@ -162,6 +162,8 @@ class Outreach(TenantOwned):
             models.Index(fields=["tenant", "customer", "-triggered_at"], name="outreach_customer"),
             models.Index(fields=["tenant", "playbook", "triggered_at"], name="outreach_playbook"),
             models.Index(fields=["tenant", "campaign", "triggered_at"], name="outreach_campaign"),
+            models.Index(fields=["tenant", "incident"], name="outreach_incident"),
+            models.Index(fields=["tenant", "triggered_at"], name="outreach_tenant_triggered"),
         ]
 
     def __str__(self) -> str:

@@ -355,28 +355,38 @@ WITH cand AS (
                      || floor(extract(epoch FROM %(t)s::timestamptz) / (s.cooldown_days * 86400))::bigint
            END AS dedupe_key
     FROM pb_candidates c JOIN pb_sources s ON s.idx = c.idx
+), prior AS (
+    -- (source, customer) pairs that already have outreach: within the cooldown for a playbook,
+    -- ever for a campaign or an incident notice/follow-up. One index range scan per source.
+    SELECT s.idx, o.customer_id FROM pb_sources s
+    JOIN campaigns_outreach o ON o.tenant_id = %(tenant)s AND o.playbook_id = s.source_id
+     AND o.triggered_at > %(t)s::timestamptz - make_interval(days => s.cooldown_days)
+     AND o.triggered_at < %(t)s::timestamptz + make_interval(days => s.cooldown_days)
+    WHERE s.kind = 'pb' AND o.customer_id BETWEEN %(lo)s AND %(hi)s
+    UNION
+    SELECT s.idx, o.customer_id FROM pb_sources s
+    JOIN campaigns_outreach o ON o.tenant_id = %(tenant)s AND o.campaign_id = s.source_id
+    WHERE s.kind = 'cmp' AND o.customer_id BETWEEN %(lo)s AND %(hi)s
+    UNION
+    SELECT s.idx, o.customer_id FROM pb_sources s
+    JOIN campaigns_outreach o ON o.tenant_id = %(tenant)s AND o.incident_id = s.source_id
+     AND starts_with(o.dedupe_key, s.dedupe_prefix)
+    WHERE s.kind IN ('inc', 'incfu') AND o.customer_id BETWEEN %(lo)s AND %(hi)s
 ), fresh AS (
     SELECT cand.* FROM cand
-    WHERE NOT EXISTS (SELECT 1 FROM campaigns_outreach o
-                      WHERE o.tenant_id = %(tenant)s AND o.dedupe_key = cand.dedupe_key)
-      AND (cand.kind <> 'pb' OR NOT EXISTS (
-            SELECT 1 FROM campaigns_outreach o
-            WHERE o.tenant_id = %(tenant)s AND o.playbook_id = cand.source_id
-              AND o.customer_id = cand.customer_id
-              AND o.triggered_at > %(t)s::timestamptz - make_interval(days => cand.cooldown_days)
-              AND o.triggered_at < %(t)s::timestamptz + make_interval(days => cand.cooldown_days)))
+    WHERE NOT EXISTS (SELECT 1 FROM prior p WHERE p.idx = cand.idx AND p.customer_id = cand.customer_id)
 ), used AS (
     SELECT o.customer_id, count(*) AS n FROM campaigns_outreach o
     WHERE o.tenant_id = %(tenant)s AND o.status = ANY(%(budget_statuses)s)
       AND o.triggered_at > %(t)s::timestamptz - make_interval(days => %(per_days)s)
       AND o.triggered_at <= %(t)s::timestamptz
-      AND o.customer_id IN (SELECT customer_id FROM fresh)
+      AND o.customer_id BETWEEN %(lo)s AND %(hi)s
     GROUP BY o.customer_id
 ), blocked AS (
-    SELECT DISTINCT o.customer_id FROM campaigns_outreach o
-    JOIN campaigns_incident i ON i.id = o.incident_id AND i.tenant_id = %(tenant)s
-    WHERE o.tenant_id = %(tenant)s AND i.status = 'open' AND o.status = 'sent'
-      AND o.customer_id IN (SELECT customer_id FROM fresh)
+    SELECT DISTINCT o.customer_id FROM campaigns_incident i
+    JOIN campaigns_outreach o ON o.tenant_id = %(tenant)s AND o.incident_id = i.id
+    WHERE i.tenant_id = %(tenant)s AND i.status = 'open' AND o.status = 'sent'
+      AND o.customer_id BETWEEN %(lo)s AND %(hi)s
 ), ranked AS (
     SELECT f.*, rs.score AS risk,
            f.blocked_by_incidents AND b.customer_id IS NOT NULL AS is_blocked,
@@ -505,6 +515,7 @@ def fire(
                 "ON COMMIT DROP",
                 params,
             )
+            cur.execute("ANALYZE pb_candidates")
             cur.execute(
                 _FIRE,
                 {
@@ -514,6 +525,8 @@ def fire(
                     "per_days": tenant.budget_per_days,
                     "max_messages": tenant.budget_max_messages,
                     "budget_reason": budget_reason,
+                    "lo": lo,
+                    "hi": hi,
                 },
             )
             rows = cur.fetchall()
