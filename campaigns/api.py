@@ -8,6 +8,7 @@ from django.db.models import QuerySet
 from django.http import Http404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
+from rest_framework.exceptions import UnsupportedMediaType
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -159,9 +160,17 @@ class PlaybookDetailView(PlaybookObjectMixin, TenantAPIView):
 class PlaybookPreviewView(PlaybookObjectMixin, TenantAPIView):
     @extend_schema(request=None)
     def post(self, request: Request, playbook_id: str) -> Response:
+        """Preview the saved trigger, or an edited one sent as {"trigger": ...} before saving it."""
         playbook = self.get_playbook()
+        trigger = playbook.trigger
         try:
-            return Response(services.playbook_preview(tenant=self.tenant, trigger=playbook.trigger))
+            body = request.data
+        except UnsupportedMediaType:  # the contract's preview has no body; any content type will do
+            body = None
+        if isinstance(body, dict) and "trigger" in body:
+            trigger = body["trigger"]
+        try:
+            return Response(services.playbook_preview(tenant=self.tenant, trigger=trigger))
         except ConditionError as exc:
             _raise_400(exc)
             raise

@@ -10,7 +10,9 @@ from proactive.models import Customer, Signal
 T0 = datetime.fromisoformat("2026-03-02T12:00:00+00:00")
 
 
-def make_customers(tenant, n: int, *, signed_up_days_ago: int = 10, prefix: str = "c", **attrs) -> list[Customer]:
+def make_customers(
+    tenant, n: int, *, signed_up_days_ago: int = 10, prefix: str = "c", **attrs
+) -> list[Customer]:
     rows = [
         Customer(
             tenant=tenant,

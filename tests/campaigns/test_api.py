@@ -128,6 +128,14 @@ def test_preview_counts_matching_customers_now(api, tenant):
     response = api.post(f"/api/v1/playbooks/{playbook.pk}/preview")
     assert response.status_code == 200
     assert response.json() == {"matching": 6, "sample": [c.external_id for c in customers[6:]]}
+    edited = {"metric": "count(onboarding.step_completed, 365)", "op": "gte", "value": 3}
+    response = post(api, f"/api/v1/playbooks/{playbook.pk}/preview", {"trigger": edited})
+    assert response.json()["matching"] == 2
+    response = post(
+        api, f"/api/v1/playbooks/{playbook.pk}/preview", {"trigger": {"metric": "x", "op": "gte"}}
+    )
+    assert response.status_code == 400
+    assert response.json()["trigger"][0].startswith("trigger.metric: ")
 
 
 def test_outreach_is_listed_with_filters(api, tenant):
