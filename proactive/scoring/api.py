@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -13,6 +13,7 @@ from proactive.models import RiskModel, RiskScore
 from proactive.scoring.selectors import model_as_contract
 
 
+@extend_schema_serializer(component_name="ScoreReason")
 class ReasonSerializer(serializers.Serializer):
     feature = serializers.CharField()
     value = serializers.FloatField(allow_null=True)
@@ -43,6 +44,7 @@ class ScoreListView(TenantAPIView):
             "id", "score", "scored_at", "reasons", "customer__external_id", "model__version"
         )
 
+    @extend_schema(operation_id="v1_scores_list", responses=ScoreOutputSerializer(many=True))
     def get(self, request: Request) -> Response:
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(ScoreOutputSerializer(page, many=True).data)
@@ -84,7 +86,11 @@ class ModelListView(TenantAPIView):
             queryset = queryset.filter(status=RiskModel.Status.ACTIVE)
         return queryset.defer("booster")
 
-    @extend_schema(parameters=[OpenApiParameter("active", bool, required=False)])
+    @extend_schema(
+        operation_id="v1_models_list",
+        parameters=[OpenApiParameter("active", bool, required=False)],
+        responses=ModelOutputSerializer(many=True),
+    )
     def get(self, request: Request) -> Response:
         page = self.paginate_queryset(self.get_queryset())
         data = [model_as_contract(m) for m in page]

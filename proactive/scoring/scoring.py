@@ -18,12 +18,11 @@ import xgboost as xgb
 from django.db import connection
 
 from accounts.models import Tenant
-from proactive.features.compute import compute_features
 from proactive.features.metrics import Metric, parse_metric
 from proactive.models import Customer, RiskModel, RiskScore, RiskScoreDaily
 from proactive.scoring import model as ml
 from proactive.scoring.registry import active_model, is_usable, load_booster
-from proactive.scoring.training import align
+from proactive.scoring.training import range_features
 
 CHUNK_SIZE = 20_000
 TOP_REASONS = 3
@@ -89,18 +88,15 @@ class Scorer:
         self.timings[step] = round(self.timings.get(step, 0.0) + now - started, 4)
         return now
 
-    def score(self, customer_ids: np.ndarray, as_of: datetime) -> tuple[np.ndarray, np.ndarray, list]:
-        """(customer_ids, scores, reasons) for these customers as of `as_of`."""
+    def score(self, lo: int, hi: int, as_of: datetime) -> tuple[np.ndarray, np.ndarray, list]:
+        """(customer_ids, scores, reasons) for the customers with lo <= id <= hi as of `as_of`."""
         t = time.perf_counter()
-        frame = compute_features(
-            tenant=self.tenant, as_of=as_of, metrics=self.metrics, customer_ids=customer_ids
-        )
-        x = align(frame.values, frame.names, self.names)
+        ids, x = range_features(tenant=self.tenant, as_of=as_of, metrics=self.metrics, lo=lo, hi=hi)
         t = self._tick("features", t)
         if self.booster is None:
             scores, reasons = rule_scores(self.tenant, x)
             self._tick("predict", t)
-            return frame.customer_ids, scores, reasons
+            return ids, scores, reasons
         calibration = self.model.calibration if self.model else {}
         scores = ml.calibration_apply(calibration, ml.margins(self.booster, x))
         t = self._tick("predict", t)
@@ -109,7 +105,7 @@ class Scorer:
         )
         reasons = ml.top_reasons(contribs, x, self.names, k=TOP_REASONS)
         self._tick("reasons", t)
-        return frame.customer_ids, scores, reasons
+        return ids, scores, reasons
 
     def write(self, customer_ids: np.ndarray, scores: np.ndarray, reasons: list, as_of: datetime) -> int:
         """Upsert the latest score and the day's score; an older as-of never overwrites a newer one."""
@@ -157,18 +153,8 @@ def customer_id_chunks(tenant: Tenant, chunk_size: int = CHUNK_SIZE) -> list[tup
     ]
 
 
-def ids_in_range(tenant: Tenant, lo: int, hi: int) -> np.ndarray:
-    return np.fromiter(
-        Customer.objects.for_tenant(tenant)
-        .filter(pk__gte=lo, pk__lte=hi)
-        .order_by("pk")
-        .values_list("pk", flat=True),
-        dtype=np.int64,
-    )
-
-
 def score_range(scorer: Scorer, lo: int, hi: int, as_of: datetime) -> int:
-    ids, scores, reasons = scorer.score(ids_in_range(scorer.tenant, lo, hi), as_of)
+    ids, scores, reasons = scorer.score(lo, hi, as_of)
     return scorer.write(ids, scores, reasons, as_of)
 
 

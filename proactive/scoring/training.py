@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import numpy as np
+from django.db import connection
 
 from accounts.models import Tenant
-from proactive.features.compute import compute_features, default_metrics
+from proactive.features.compute import compute_features, default_metrics, features_query
 from proactive.features.metrics import Kind, Metric, parse_metric
 from proactive.scoring import model as ml
 from proactive.scoring.labels import customer_first_seen, labels_for
@@ -45,6 +46,25 @@ def choose_cutoffs(
     return sorted(training), sorted(validation)
 
 
+def range_features(
+    *, tenant: Tenant, as_of: datetime, metrics: list[Metric], lo: int, hi: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Numeric features of every customer with lo <= id <= hi: (ids, values).
+
+    Filters by id range, not by an id list: an `= ANY(20,000 ids)` filter made the same
+    query ~10x slower here.
+    """
+    sql, params, aliases = features_query(
+        tenant_id=tenant.pk, as_of=as_of, metrics=metrics, id_range=(lo, hi)
+    )
+    with connection.cursor() as cur:
+        cur.execute(f"SELECT * FROM ({sql}) f ORDER BY customer_id", params)  # noqa: S608
+        rows = cur.fetchall()
+    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    values = np.array([r[1:] for r in rows], dtype=np.float64).reshape(len(rows), len(aliases))
+    return ids, values
+
+
 @dataclass
 class Snapshots:
     names: list[str]
@@ -73,21 +93,24 @@ def build_snapshots(
     horizon_days: int,
     first_ids: np.ndarray,
     first_seen: np.ndarray,
-    restrict_to: np.ndarray | None = None,
 ) -> Snapshots:
     """Features as of each cut-off for the customers who existed then, labelled after it."""
     xs, ids, idx = [], [], []
     names = [str(m) for m in metrics]
+    chunk = 20_000
     for i, cutoff in enumerate(cutoffs):
         present = first_ids[first_seen <= cutoff.timestamp()]
-        if restrict_to is not None:
-            present = np.intersect1d(present, restrict_to)
         if not len(present):
             continue
-        frame = compute_features(tenant=tenant, as_of=cutoff, metrics=metrics, customer_ids=present)
-        xs.append(align(frame.values, frame.names, names))
-        ids.append(frame.customer_ids.astype(np.int64))
-        idx.append(np.full(len(frame.customer_ids), i, dtype=np.int64))
+        for start in range(0, len(first_ids), chunk):
+            part = first_ids[start : start + chunk]
+            got, values = range_features(
+                tenant=tenant, as_of=cutoff, metrics=metrics, lo=int(part[0]), hi=int(part[-1])
+            )
+            keep = np.isin(got, present)
+            xs.append(values[keep])
+            ids.append(got[keep])
+            idx.append(np.full(int(keep.sum()), i, dtype=np.int64))
     if not xs:
         empty = np.empty(0, dtype=np.int64)
         return Snapshots(names, np.empty((0, len(names))), np.empty(0), empty, empty, cutoffs)
