@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.http import Http404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import UnsupportedMediaType
 from rest_framework.request import Request
@@ -14,6 +14,18 @@ from rest_framework.response import Response
 
 from accounts.api_base import ContractCursorPagination, TenantAPIView
 from campaigns import selectors, services
+from campaigns.api_schema import (
+    BAD_REQUEST,
+    CONFLICT,
+    NOT_FOUND,
+    BacktestOutSerializer,
+    CampaignOutSerializer,
+    EffectivenessOutSerializer,
+    IncidentOutSerializer,
+    OutreachOutSerializer,
+    PlaybookOutSerializer,
+    PreviewOutSerializer,
+)
 from campaigns.conditions import ConditionError, parse_condition, render_text
 from campaigns.effectiveness import effectiveness
 from campaigns.models import Campaign, Incident, Outreach, Playbook
@@ -44,6 +56,9 @@ def _text(condition: Any, path: str) -> str:
         return render_text(parse_condition(condition, path))
     except ConditionError as exc:
         return f"invalid: {exc}"
+
+
+WINDOW_DAYS = OpenApiParameter("window_days", int, required=False)
 
 
 class NewestFirst(ContractCursorPagination):
@@ -118,10 +133,12 @@ class PlaybookListView(TenantAPIView):
     serializer_class = PlaybookInputSerializer
     pagination_class = NewestFirst
 
+    @extend_schema(operation_id="v1_playbooks_list", responses=PlaybookOutSerializer(many=True))
     def get(self, request: Request) -> Response:
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response([playbook_data(p) for p in page])
 
+    @extend_schema(request=PlaybookInputSerializer, responses={201: PlaybookOutSerializer, 400: BAD_REQUEST})
     def post(self, request: Request) -> Response:
         serializer = PlaybookInputSerializer(data=request.data, context={"tenant": self.tenant})
         serializer.is_valid(raise_exception=True)
@@ -135,9 +152,11 @@ class PlaybookListView(TenantAPIView):
 class PlaybookDetailView(PlaybookObjectMixin, TenantAPIView):
     serializer_class = PlaybookInputSerializer
 
+    @extend_schema(responses={200: PlaybookOutSerializer, 404: NOT_FOUND})
     def get(self, request: Request, playbook_id: str) -> Response:
         return Response(playbook_data(self.get_playbook()))
 
+    @extend_schema(responses={200: PlaybookOutSerializer, 400: BAD_REQUEST, 404: NOT_FOUND})
     def patch(self, request: Request, playbook_id: str) -> Response:
         playbook = self.get_playbook()
         serializer = PlaybookInputSerializer(
@@ -152,13 +171,14 @@ class PlaybookDetailView(PlaybookObjectMixin, TenantAPIView):
             _raise_400(exc)
         return Response(playbook_data(playbook))
 
+    @extend_schema(responses={204: None, 404: NOT_FOUND})
     def delete(self, request: Request, playbook_id: str) -> Response:
         services.playbook_delete(tenant=self.tenant, playbook=self.get_playbook())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class PlaybookPreviewView(PlaybookObjectMixin, TenantAPIView):
-    @extend_schema(request=None)
+    @extend_schema(request=None, responses={200: PreviewOutSerializer, 400: BAD_REQUEST, 404: NOT_FOUND})
     def post(self, request: Request, playbook_id: str) -> Response:
         """Preview the saved trigger, or an edited one sent as {"trigger": ...} before saving it."""
         playbook = self.get_playbook()
@@ -188,12 +208,20 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int) -
 
 
 class PlaybookEffectivenessView(PlaybookObjectMixin, TenantAPIView):
+    @extend_schema(
+        parameters=[WINDOW_DAYS],
+        responses={200: EffectivenessOutSerializer, 400: BAD_REQUEST, 404: NOT_FOUND},
+    )
     def get(self, request: Request, playbook_id: str) -> Response:
         window = _int_param(request, "window_days", 14, 1, 365)
         return Response(effectiveness(tenant=self.tenant, playbook=self.get_playbook(), window_days=window))
 
 
 class PlaybookBacktestView(PlaybookObjectMixin, TenantAPIView):
+    @extend_schema(
+        parameters=[WINDOW_DAYS, OpenApiParameter("days", int, required=False)],
+        responses={200: BacktestOutSerializer, 400: BAD_REQUEST, 404: NOT_FOUND},
+    )
     def get(self, request: Request, playbook_id: str) -> Response:
         days = _int_param(request, "days", 14, 1, 90)
         window = _int_param(request, "window_days", self.tenant.horizon_days, 1, 365)
@@ -241,7 +269,11 @@ class OutreachListView(TenantAPIView):
         filters.is_valid(raise_exception=True)
         return selectors.outreach_list(tenant=self.tenant, **filters.validated_data)
 
-    @extend_schema(parameters=[OutreachFilterSerializer])
+    @extend_schema(
+        operation_id="v1_outreach_list",
+        parameters=[OutreachFilterSerializer],
+        responses={200: OutreachOutSerializer(many=True), 400: BAD_REQUEST},
+    )
     def get(self, request: Request) -> Response:
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response([outreach_data(o) for o in page])
@@ -285,11 +317,13 @@ class CampaignListView(TenantAPIView):
     serializer_class = CampaignInputSerializer
     pagination_class = NewestFirst
 
+    @extend_schema(operation_id="v1_campaigns_list", responses=CampaignOutSerializer(many=True))
     def get(self, request: Request) -> Response:
         page = self.paginate_queryset(self.get_queryset())
         counts = selectors.outreach_status_counts(tenant=self.tenant, campaign_ids=[c.pk for c in page])
         return self.get_paginated_response([campaign_data(c, counts[str(c.pk)]) for c in page])
 
+    @extend_schema(request=CampaignInputSerializer, responses={201: CampaignOutSerializer, 400: BAD_REQUEST})
     def post(self, request: Request) -> Response:
         serializer = CampaignInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -311,6 +345,7 @@ class CampaignObjectMixin:
 
 
 class CampaignDetailView(CampaignObjectMixin, TenantAPIView):
+    @extend_schema(responses={200: CampaignOutSerializer, 404: NOT_FOUND})
     def get(self, request: Request, campaign_id: str) -> Response:
         campaign = self.get_campaign()
         counts = selectors.outreach_status_counts(tenant=self.tenant, campaign_ids=[campaign.pk])
@@ -318,6 +353,10 @@ class CampaignDetailView(CampaignObjectMixin, TenantAPIView):
 
 
 class CampaignEffectivenessView(CampaignObjectMixin, TenantAPIView):
+    @extend_schema(
+        parameters=[WINDOW_DAYS],
+        responses={200: EffectivenessOutSerializer, 400: BAD_REQUEST, 404: NOT_FOUND},
+    )
     def get(self, request: Request, campaign_id: str) -> Response:
         window = _int_param(request, "window_days", 14, 1, 365)
         return Response(effectiveness(tenant=self.tenant, campaign=self.get_campaign(), window_days=window))
@@ -366,11 +405,13 @@ class IncidentListView(TenantAPIView):
     serializer_class = IncidentInputSerializer
     pagination_class = OpenedNewestFirst
 
+    @extend_schema(operation_id="v1_incidents_list", responses=IncidentOutSerializer(many=True))
     def get(self, request: Request) -> Response:
         page = self.paginate_queryset(self.get_queryset())
         counts = selectors.outreach_status_counts(tenant=self.tenant, incident_ids=[i.pk for i in page])
         return self.get_paginated_response([incident_data(i, counts[str(i.pk)]) for i in page])
 
+    @extend_schema(request=IncidentInputSerializer, responses={201: IncidentOutSerializer, 400: BAD_REQUEST})
     def post(self, request: Request) -> Response:
         serializer = IncidentInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -393,6 +434,7 @@ class IncidentObjectMixin:
 
 
 class IncidentDetailView(IncidentObjectMixin, TenantAPIView):
+    @extend_schema(responses={200: IncidentOutSerializer, 404: NOT_FOUND})
     def get(self, request: Request, incident_id: str) -> Response:
         incident = self.get_incident()
         counts = selectors.outreach_status_counts(tenant=self.tenant, incident_ids=[incident.pk])
@@ -400,7 +442,7 @@ class IncidentDetailView(IncidentObjectMixin, TenantAPIView):
 
 
 class IncidentResolveView(IncidentObjectMixin, TenantAPIView):
-    @extend_schema(request=None)
+    @extend_schema(request=None, responses={200: IncidentOutSerializer, 404: NOT_FOUND, 409: CONFLICT})
     def post(self, request: Request, incident_id: str) -> Response:
         incident = self.get_incident()
         changed, _ = services.incident_resolve(tenant=self.tenant, incident=incident)

@@ -38,7 +38,7 @@ class ServerKeyRateThrottle(BaseThrottle):
     def allow_request(self, request: Request, view: Any) -> bool:
         if not isinstance(request.user, KeyPrincipal):
             return True
-        limit = int(getattr(settings, "API_RATE_LIMIT_PER_MINUTE", 1200))
+        limit = int(settings.API_RATE_LIMIT_PER_MINUTE)
         now = time.time()
         window = int(now // 60)
         key = f"ratelimit:{request.user.key.prefix}:{window}"
@@ -109,7 +109,7 @@ class SignalsBatchOutSerializer(serializers.Serializer):
 
 class SignalsBatchView(IngestView):
     @extend_schema(
-        request=SignalsBatchInSerializer,
+        request={"application/json": SignalsBatchInSerializer},  # parser_classes is empty: name the type
         responses={
             200: SignalsBatchOutSerializer,
             400: OpenApiResponse(description="Malformed request"),
@@ -155,7 +155,7 @@ class CustomersBatchOutSerializer(serializers.Serializer):
 
 class CustomersBatchView(IngestView):
     @extend_schema(
-        request=CustomersBatchInSerializer,
+        request={"application/json": CustomersBatchInSerializer},
         responses={
             200: CustomersBatchOutSerializer,
             400: OpenApiResponse(description="Malformed request"),
