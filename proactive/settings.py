@@ -193,6 +193,8 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# Server-key requests per minute (ingestion endpoints), counted in the cache (Redis when REDIS_URL is set).
+API_RATE_LIMIT_PER_MINUTE = int(os.environ.get("API_RATE_LIMIT_PER_MINUTE", "1200"))
 
 LOGGING = {
     "version": 1,

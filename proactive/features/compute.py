@@ -127,12 +127,12 @@ def features_query(
         head_ranges: list[tuple[datetime, datetime]] = []
         for d in windows:
             first_full = today - timedelta(days=d - 1)
-            roll_cols.append(f"sum(d.count) FILTER (WHERE d.day >= %s) AS w{d}")
+            roll_cols.append(f"(sum(d.count) FILTER (WHERE d.day >= %s))::int AS w{d}")
             roll_params.append(first_full)
             start, head_end = as_of - timedelta(days=d), _midnight(first_full)
             raw_cols.append(
-                "count(*) FILTER (WHERE s.timestamp > %s AND (s.timestamp < %s OR s.timestamp >= %s))"
-                f" AS w{d}"
+                "(count(*) FILTER (WHERE s.timestamp > %s AND (s.timestamp < %s OR s.timestamp >= %s)))::int"
+                f" AS w{d}"  # int, so that the outer sum() is bigint, not numeric
             )
             raw_params.extend([start, head_end, today_start])
             head_ranges.append((start, head_end))
@@ -150,8 +150,11 @@ def features_query(
         ranges_sql = " OR ".join(["(s.timestamp > %s AND s.timestamp < %s)"] * len(head_ranges))
         ranges_params = [v for r in head_ranges for v in r]
         edges = f" OR {ranges_sql}" if ranges_sql else ""
-        raw_where = f"s.tenant_id = %s AND s.timestamp <= %s AND (s.timestamp >= %s{edges})"
-        raw_where_params = [tenant_id, as_of, today_start, *ranges_params]
+        raw_where = (
+            f"s.tenant_id = %s AND s.timestamp <= %s AND s.timestamp >= %s AND (s.timestamp >= %s{edges})"
+        )
+        earliest = as_of - timedelta(days=max(windows)) if windows else today_start
+        raw_where_params = [tenant_id, as_of, earliest, today_start, *ranges_params]
         f_sql, f_params = cust_filter("s.customer_id")
         raw_where += f_sql
         raw_where_params += f_params
