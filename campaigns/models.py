@@ -164,6 +164,16 @@ class Outreach(TenantOwned):
             models.Index(fields=["tenant", "campaign", "triggered_at"], name="outreach_campaign"),
             models.Index(fields=["tenant", "incident"], name="outreach_incident"),
             models.Index(fields=["tenant", "triggered_at"], name="outreach_tenant_triggered"),
+            # The review queue's exact order (campaigns.queue.queue_ordering): a page is an index walk.
+            models.Index(
+                models.F("tenant"),
+                models.F("status"),
+                models.F("priority").desc(),
+                models.F("risk_score").desc(nulls_last=True),
+                models.F("triggered_at"),
+                models.F("id"),
+                name="outreach_review_order",
+            ),
         ]
 
     def __str__(self) -> str:

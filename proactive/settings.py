@@ -150,6 +150,10 @@ EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Proactive <noreply@localhost>")
 PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
+# In-app inbox (campaigns.inbox): requests per minute per publishable key, and how long a
+# customer's rendered inbox may be served from the cache before it is rebuilt.
+INBOX_RATE_LIMIT_PER_MINUTE = int(os.environ.get("INBOX_RATE_LIMIT_PER_MINUTE", "60000"))
+INBOX_CACHE_SECONDS = int(os.environ.get("INBOX_CACHE_SECONDS", "60"))
 
 # Celery: Redis in production; a file-system broker under var/ when no broker is configured,
 # so the demo's worker and beat are real processes without a broker server.

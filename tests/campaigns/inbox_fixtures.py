@@ -20,9 +20,13 @@ def private_cache(settings):
     }
     inbox._tenant_memo.clear()
     inbox._origin_memo.clear()
+    inbox._rate_windows.clear()
+    inbox._local_bodies.clear()
     yield
     inbox._tenant_memo.clear()
     inbox._origin_memo.clear()
+    inbox._rate_windows.clear()
+    inbox._local_bodies.clear()
 
 
 def mint(secret: str, sub: str, *, exp_in: int = 3600, alg: str = "HS256", **extra) -> str:
