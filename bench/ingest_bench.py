@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import random
+import socket
 import subprocess
 import sys
 import time
@@ -54,7 +55,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=5_000)
     parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--port", type=int, default=0, help="default: a free port")
     args = parser.parse_args()
     django_setup()
     from django.conf import settings
@@ -62,6 +63,10 @@ def main() -> None:
 
     from accounts.services import api_key_create, tenant_create
 
+    if not args.port:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            args.port = probe.getsockname()[1]
     stamp = int(time.time())
     api_tenant, _ = tenant_create(slug=f"bench-api-{stamp}", name="bench api")
     copy_tenant, _ = tenant_create(slug=f"bench-copy-{stamp}", name="bench copy")
@@ -94,12 +99,12 @@ def main() -> None:
     )
     try:
         url = f"http://127.0.0.1:{args.port}"
-        for _ in range(100):
+        for _ in range(120):
             try:
-                if requests.get(f"{url}/healthz", timeout=1).ok:
+                if requests.get(f"{url}/healthz", timeout=5).ok:
                     break
-            except requests.ConnectionError:
-                time.sleep(0.2)
+            except requests.RequestException:
+                time.sleep(0.5)
         session = requests.Session()
         headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
         warm = session.post(f"{url}/api/v1/signals/batch", data=batches[0], headers=headers, timeout=120)

@@ -1,8 +1,9 @@
 """Deterministic demo behaviour for a tenant: customers, sessions, feature use, onboarding that
 stalls, error bursts, declining activity, and support contacts that follow them.
 
-Contacts are drawn from a daily hazard that rises after an error burst (days -3..-1), while
-onboarding is stalled in the first three weeks, and while activity is declining, so a model
+Contacts are drawn from a daily hazard that rises after an error burst (days -3..-1), during a
+flaky-integration period (when bursts cluster), while onboarding is stalled in the first
+month, and while activity is declining, so a model
 trained on the features of `proactive.features` has something real to learn. Everything is
 vectorised over (customer, day) with numpy and stored through the ingestion fast path
 (COPY -> staging -> INSERT ... ON CONFLICT + rollups); the keys are a function of the seed,
@@ -74,7 +75,7 @@ def generate_demo_data(
     n, d = customers, days
     day_idx = np.arange(d)
 
-    signup = np.where(rng.random(n) < 0.3, rng.uniform(0, d, n), rng.uniform(-365, 0, n))
+    signup = np.where(rng.random(n) < 0.4, rng.uniform(0, d, n), rng.uniform(-365, 0, n))
     plan = PLANS[rng.choice(3, n, p=[0.45, 0.4, 0.15])]
     api_version = np.where(rng.random(n) < 0.4, "v1", "v2")
     integration = INTEGRATIONS[rng.choice(3, n, p=[0.4, 0.3, 0.3])]
@@ -96,9 +97,13 @@ def generate_demo_data(
     feature_use = rng.poisson(0.45 * sessions)
 
     burst_p = (
-        0.012 * np.where(api_version == "v1", 2.0, 1.0) * np.where(integration == "salesforce", 2.0, 1.0)
+        0.004 * np.where(api_version == "v1", 2.0, 1.0) * np.where(integration == "salesforce", 2.0, 1.0)
     )
-    burst = (rng.random((n, d)) < burst_p[:, None]) & active
+    # Some customers go through a flaky-integration period of 15-35 days: bursts cluster there.
+    flaky_start = np.where(rng.random(n) < 0.4, rng.uniform(-20, d, n), np.inf)
+    since_flaky = day_idx[None, :] - flaky_start[:, None]
+    flaky = (since_flaky >= 0) & (since_flaky < rng.uniform(15, 35, n)[:, None])
+    burst = (rng.random((n, d)) < burst_p[:, None] + 0.25 * flaky) & active
     errors = np.where(burst, rng.poisson(4, (n, d)) + 1, 0) + rng.poisson(0.01, (n, d)) * active
     timeouts = rng.poisson(0.015, (n, d)) * active
 
@@ -108,10 +113,15 @@ def generate_demo_data(
     has_step = (np.arange(ONBOARDING_STEPS)[None, :] < steps[:, None]) & (step_day >= 0) & (step_day < d)
 
     after_burst = _lagged_any(burst, range(1, 4))
-    stuck = (stalled[:, None]) & (tenure >= 3) & (tenure <= 21)
-    fading = declining[:, None] & (since_decline >= 5) & (since_decline <= 30)
+    stuck = (stalled[:, None]) & (tenure >= 3) & (tenure <= 30)
+    fading = declining[:, None] & (since_decline >= 5) & (since_decline <= 40)
     hazard = (
-        0.002 + 0.09 * after_burst + 0.03 * stuck + 0.025 * fading + 0.004 * (plan == "enterprise")[:, None]
+        0.001
+        + 0.05 * after_burst
+        + 0.03 * (flaky & active)
+        + 0.05 * stuck
+        + 0.04 * fading
+        + 0.004 * (plan == "enterprise")[:, None]
     )
     contacts = (rng.random((n, d)) < hazard) & active
 
