@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -20,6 +19,7 @@ from rest_framework.throttling import BaseThrottle
 
 from accounts.api_auth import KeyPrincipal
 from accounts.api_base import TenantAPIView
+from accounts.api_parsers import loads_limited
 from proactive.features.compute import customer_features
 from proactive.ingest import MAX_BODY_BYTES, MAX_CUSTOMERS, MAX_SIGNALS, customers_upsert, signals_ingest
 from proactive.models import Customer, RiskScore
@@ -62,10 +62,7 @@ def _json_body(request: Request, max_bytes: int = MAX_BODY_BYTES) -> Any:
     body = request._request.read(max_bytes + 1)
     if len(body) > max_bytes:
         raise PayloadTooLarge(f"The body is over {max_bytes // (1024 * 1024)} MB.")
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ParseError(f"Malformed JSON: {exc}") from None
+    return loads_limited(body)
 
 
 def _records(data: Any, field: str, limit: int) -> list:

@@ -22,6 +22,7 @@ from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
+from accounts.api_parsers import contains_nul
 from accounts.models import Tenant
 
 MAX_SIGNALS = 10_000
@@ -63,9 +64,14 @@ def parse_timestamp(value: Any) -> datetime:
     return parsed.astimezone(UTC)
 
 
+NUL_ERROR = "strings must not contain NUL characters"
+
+
 def _signal_error(rec: Any, latest: datetime) -> tuple[str | None, tuple | None]:
     if not isinstance(rec, dict):
         return "must be an object", None
+    if contains_nul(rec):
+        return NUL_ERROR, None
     key, customer, name = rec.get("id"), rec.get("customer"), rec.get("name")
     if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY:
         return f"'id' must be a string of 1-{MAX_KEY} characters", None
@@ -189,6 +195,8 @@ def signals_copy_insert(*, tenant_id: int, rows: Iterable[tuple], received_at: d
 def _customer_error(rec: Any) -> tuple[str | None, dict | None]:
     if not isinstance(rec, dict):
         return "must be an object", None
+    if contains_nul(rec):
+        return NUL_ERROR, None
     ext = rec.get("external_id")
     if not isinstance(ext, str) or not 1 <= len(ext) <= MAX_EXTERNAL_ID:
         return f"'external_id' must be a string of 1-{MAX_EXTERNAL_ID} characters", None
