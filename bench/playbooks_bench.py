@@ -81,8 +81,15 @@ TRIGGERS = [
     _all(_leaf("count(*, 7)", "gte", 5), _leaf("risk_score", "gte", 0.9)),
     _all(_leaf("attribute.region", "not_in", ["eu", "us"]), _leaf("risk_score", "gte", 0.95)),
 ]
-NAMES = ["session.started", "session.started", "session.started", "error.sync_failed", "error.timeout",
-         "onboarding.step_completed", "billing.invoice_viewed", "api.call", "api.call", "support.contact"]  # fmt: skip
+NAMES = [
+    *["session.started"] * 3,
+    "error.sync_failed",
+    "error.timeout",
+    "onboarding.step_completed",
+    "billing.invoice_viewed",
+    *["api.call"] * 2,
+    "support.contact",
+]
 
 
 def seed(tenant: Tenant, customers: int) -> None:
@@ -99,7 +106,8 @@ def seed(tenant: Tenant, customers: int) -> None:
             [tenant.pk, AS_OF, customers],
         )
         cur.execute(
-            "INSERT INTO proactive_signal (tenant_id, customer_id, key, name, timestamp, properties, received_at) "
+            "INSERT INTO proactive_signal "
+            "(tenant_id, customer_id, key, name, timestamp, properties, received_at) "
             "SELECT %s, c.id, c.id || ':' || k, (%s::text[])[1 + ((c.id * 7 + k * 13) %% %s)], "
             "%s::timestamptz - ((c.id * 31 + k * 97) %% 960) * interval '1 hour', '{}'::jsonb, now() "
             "FROM proactive_customer c, generate_series(1, 12) k WHERE c.tenant_id = %s",
@@ -147,6 +155,8 @@ def main() -> None:
         result = playbooks_evaluate(tenant=tenant, as_of=AS_OF)
         total = time.perf_counter() - started
         runs.append({"total": total, **result["seconds"], "fired": result["fired"]})
+    with connection.cursor() as cur:
+        cur.execute("ANALYZE campaigns_outreach")  # steady state: statistics that know the outreach
     started = time.perf_counter()
     rerun = playbooks_evaluate(tenant=tenant, as_of=AS_OF)
     rerun_total = time.perf_counter() - started

@@ -357,21 +357,18 @@ WITH cand AS (
     FROM pb_candidates c JOIN pb_sources s ON s.idx = c.idx
 ), prior AS (
     -- (source, customer) pairs that already have outreach: within the cooldown for a playbook,
-    -- ever for a campaign or an incident notice/follow-up. One index range scan per source.
-    SELECT s.idx, o.customer_id FROM pb_sources s
-    JOIN campaigns_outreach o ON o.tenant_id = %(tenant)s AND o.playbook_id = s.source_id
-     AND o.triggered_at > %(t)s::timestamptz - make_interval(days => s.cooldown_days)
-     AND o.triggered_at < %(t)s::timestamptz + make_interval(days => s.cooldown_days)
-    WHERE s.kind = 'pb' AND o.customer_id BETWEEN %(lo)s AND %(hi)s
-    UNION
-    SELECT s.idx, o.customer_id FROM pb_sources s
-    JOIN campaigns_outreach o ON o.tenant_id = %(tenant)s AND o.campaign_id = s.source_id
-    WHERE s.kind = 'cmp' AND o.customer_id BETWEEN %(lo)s AND %(hi)s
-    UNION
-    SELECT s.idx, o.customer_id FROM pb_sources s
-    JOIN campaigns_outreach o ON o.tenant_id = %(tenant)s AND o.incident_id = s.source_id
-     AND starts_with(o.dedupe_key, s.dedupe_prefix)
-    WHERE s.kind IN ('inc', 'incfu') AND o.customer_id BETWEEN %(lo)s AND %(hi)s
+    -- ever for a campaign or an incident notice/follow-up. Read through the (tenant, customer)
+    -- index for the candidates only, so the cost follows the candidates, not the history.
+    SELECT DISTINCT s.idx, o.customer_id
+    FROM campaigns_outreach o
+    JOIN pb_sources s ON s.source_id = coalesce(o.playbook_id, o.campaign_id, o.incident_id)
+    WHERE o.tenant_id = %(tenant)s
+      AND o.customer_id BETWEEN %(lo)s AND %(hi)s
+      AND o.customer_id IN (SELECT customer_id FROM pb_candidates)
+      AND CASE WHEN s.kind = 'pb'
+               THEN o.triggered_at > %(t)s::timestamptz - make_interval(days => s.cooldown_days)
+                AND o.triggered_at < %(t)s::timestamptz + make_interval(days => s.cooldown_days)
+               ELSE starts_with(o.dedupe_key, s.dedupe_prefix) END
 ), fresh AS (
     SELECT cand.* FROM cand
     WHERE NOT EXISTS (SELECT 1 FROM prior p WHERE p.idx = cand.idx AND p.customer_id = cand.customer_id)
@@ -400,6 +397,7 @@ WITH cand AS (
     LEFT JOIN used u ON u.customer_id = f.customer_id
     LEFT JOIN blocked b ON b.customer_id = f.customer_id
     LEFT JOIN proactive_riskscore rs ON rs.tenant_id = %(tenant)s AND rs.customer_id = f.customer_id
+     AND rs.customer_id BETWEEN %(lo)s AND %(hi)s
 ), decided AS (
     SELECT r.*,
            CASE WHEN NOT r.overrides_budget AND r.is_blocked THEN 'incident open'
@@ -449,7 +447,7 @@ def fire(
     tenant: Tenant,
     as_of: datetime,
     sources: Sequence[Source],
-    chunk_size: int = CHUNK_SIZE,
+    chunk_size: int | None = None,
     extra_candidates: dict[int, tuple[str, list[Any]]] | None = None,
 ) -> dict[str, Any]:
     """Fire `sources` as of `as_of` over all customers, chunk by chunk; returns counts.
@@ -464,7 +462,7 @@ def fire(
     if not sources:
         return {**totals, "seconds": timings}
     budget_reason = f"contact budget: {tenant.budget_max_messages} per {tenant.budget_per_days} days"
-    for lo, hi in _id_ranges(tenant, chunk_size):
+    for lo, hi in _id_ranges(tenant, chunk_size or CHUNK_SIZE):
         with transaction.atomic(), connection.cursor() as cur:
             _advisory_lock(tenant)
             # ON COMMIT DROP does not fire when the caller's transaction spans several chunks.
@@ -490,31 +488,40 @@ def fire(
                     for i, s in enumerate(sources)
                 ],
             )  # fmt: skip
-            selects, params = [], []
+            cur.execute(
+                "CREATE TEMP TABLE pb_candidates (idx int, customer_id bigint, context jsonb) ON COMMIT DROP"
+            )
+            # One pass over the features evaluates every condition; the context (the metric
+            # values that made it fire) is built only for the rows that matched.
+            hits, contexts, params, ctx_params, indexes = [], [], [], [], []
             for i, source in enumerate(sources):
-                context, context_params = _context_sql(source, columns)
                 if source.condition is not None:
                     where, where_params = compile_sql(source.condition, columns)
-                    selects.append(
-                        f"SELECT %s AS idx, f.customer_id, {context} AS context "  # noqa: S608
-                        f"FROM pb_features f WHERE {where}"
-                    )
-                    params += [i, *context_params, *where_params]
-                if extra_candidates and i in extra_candidates:
-                    sql, extra_params = extra_candidates[i]
-                    selects.append(
-                        f"SELECT %s AS idx, x.customer_id, '{{}}'::jsonb AS context FROM ({sql}) x "  # noqa: S608
-                        "WHERE x.customer_id BETWEEN %s AND %s"
-                    )
-                    params += [i, *extra_params, lo, hi]
-            cur.execute(
-                "CREATE TEMP TABLE pb_candidates ON COMMIT DROP AS "
-                + " UNION ALL ".join(f"({s})" for s in selects)
-                if selects
-                else "CREATE TEMP TABLE pb_candidates (idx int, customer_id bigint, context jsonb) "
-                "ON COMMIT DROP",
-                params,
-            )
+                    hits.append(where)
+                    params += where_params
+                    indexes.append(i)
+                    context, context_params = _context_sql(source, columns)
+                    contexts.append(f"WHEN %s THEN {context.replace('f.m', 'm.m')}")
+                    ctx_params += [i, *context_params]
+            if hits:
+                # Only rows that match something are expanded to one row per matching source.
+                cur.execute(
+                    "INSERT INTO pb_candidates "  # noqa: S608
+                    f"SELECT u.idx, m.customer_id, CASE u.idx {' '.join(contexts)} END "
+                    f"FROM (SELECT f.*, ARRAY[{', '.join(hits)}] AS hits FROM pb_features f) m "
+                    "CROSS JOIN LATERAL unnest(m.hits, %s::int[]) u(hit, idx) "
+                    "WHERE true = ANY(m.hits) AND u.hit",
+                    [*ctx_params, *params, indexes],
+                )
+            for i, (sql, extra_params) in (extra_candidates or {}).items():
+                cur.execute(
+                    f"INSERT INTO pb_candidates SELECT %s, x.customer_id, '{{}}'::jsonb FROM ({sql}) x "  # noqa: S608
+                    "WHERE x.customer_id BETWEEN %s AND %s",
+                    [i, *extra_params, lo, hi],
+                )
+            # An index and fresh statistics keep every join with the outreach history linear, even
+            # when that table's own statistics are stale (e.g. right after a first large run).
+            cur.execute("CREATE INDEX ON pb_candidates (customer_id)")
             cur.execute("ANALYZE pb_candidates")
             cur.execute(
                 _FIRE,
