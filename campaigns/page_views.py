@@ -78,11 +78,13 @@ def effect_cumulative_chart(weeks: list[EffectWeek]) -> dict[str, Any]:
             series("95% interval (low)", lows, "blue", band="lower"),
             series("95% interval", highs, "blue", band="upper"),
             series("contacts prevented (pooled so far)", [p["relative_reduction"] for p in points], "blue"),
-            series("no effect", [0 for _ in points], "grey", dashed=True, points=False),
+            series("no effect", [0 for _ in points], "grey", dashed=True, points=False, reference=True),
         ],
         x="outreach fired up to the week of",
         y="relative reduction in contacts",
         y_format="percent",
+        y_min=-1,
+        y_max=1,
     )
 
 

@@ -11,9 +11,16 @@ from typing import Any
 
 
 def series(label: str, data: Sequence[Any], color: str | None = None, **options: Any) -> dict[str, Any]:
-    """One dataset. Options: dashed, stack, type ("line" on a bar chart), band ("lower"/"upper"),
-    counts (shown beside the value in the tooltip), points=False, line=False (xy)."""
+    """One dataset. Options: reference=True (a guide line that alone does not make a chart),
+    dashed, stack, type ("line" on a bar chart), band ("lower"/"upper"), counts (shown beside
+    the value in the tooltip), points=False, line=False (xy)."""
     return {"label": label, "data": list(data), "color": color, **options}
+
+
+def _has_value(value: Any, zero_counts: bool) -> bool:
+    if isinstance(value, dict):
+        return value.get("y") is not None
+    return value is not None and (zero_counts or value != 0)
 
 
 def chart(
@@ -30,8 +37,12 @@ def chart(
     Options: y_format/x_format ("percent", "int", "float"), stacked, y_min/y_max, x_min/x_max.
     `empty` is true when no series holds a value, so templates can show the empty state instead.
     """
-    has_data = any(value is not None for s in series if not s.get("band") for value in s["data"]) and any(
-        s["data"] for s in series
+    has_data = any(
+        # Bars of nothing but zeros are an empty chart; a line at zero is a value (no effect).
+        _has_value(v, kind in ("line", "xy"))
+        for s in series
+        if not s.get("band") and not s.get("reference")
+        for v in s["data"]
     )
     spec: dict[str, Any] = {"kind": kind, "series": list(series), "x": x, "y": y, "empty": not has_data}
     if labels is not None:

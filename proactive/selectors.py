@@ -340,7 +340,7 @@ def customer_signal_days(*, tenant: Tenant, customer: Customer, since: date) -> 
     )
 
 
-def customer_signals_recent(*, tenant: Tenant, customer: Customer, limit: int = 100) -> list[Signal]:
+def customer_signals_recent(*, tenant: Tenant, customer: Customer, limit: int = 40) -> list[Signal]:
     return list(
         Signal.objects.for_tenant(tenant)
         .filter(customer=customer)

@@ -64,6 +64,7 @@ def calibration_chart(model: RiskModel | None) -> dict[str, Any]:
                 "grey",
                 dashed=True,
                 points=False,
+                reference=True,
             ),
         ],
         x="predicted probability (validation decile mean)",
@@ -275,7 +276,7 @@ def fatigue(request: HttpRequest) -> HttpResponse:
                 "blue",
             )
         ],
-        x=f"messages received in the last {state.per_days} days (budget: {state.max_messages})",
+        x=f"outreach counted against the budget, last {state.per_days} days (cap: {state.max_messages})",
         y="customers",
         y_format="int",
     )

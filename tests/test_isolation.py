@@ -132,6 +132,12 @@ GLOBAL_ADMIN_APPS = {"auth", "django_celery_beat"}
 # url name -> {param: how to find tenant B's value}. Add new routes here.
 URL_OBJECT_PARAMS: dict[str, dict] = {
     "accounts:key_revoke": {"prefix": lambda w: w.of(apps.get_model("accounts.ApiKey")).prefix},
+    # Tenant pages (proactive.page_urls, campaigns.page_urls): tenant B's objects.
+    "proactive:customer": {"external_id": lambda w: w.of(apps.get_model("proactive.Customer")).external_id},
+    "proactive:run": {"run_id": _pk("proactive.PipelineRun")},
+    "playbooks:detail": {"playbook_id": _pk("campaigns.Playbook")},
+    "playbooks:backtest": {"playbook_id": _pk("campaigns.Playbook")},
+    "playbooks:campaign_detail": {"campaign_id": _pk("campaigns.Campaign")},
     "api:customer_detail": {"external_id": lambda w: w.of(apps.get_model("proactive.Customer")).external_id},
     # Playbooks, campaigns and incidents API (campaigns.api_urls): tenant B's ids.
     **{

@@ -30,7 +30,8 @@
     return Object.assign(
       {
         title: { display: !!title, text: title || "", color: "#4a5263", font: { size: 12, weight: "600" } },
-        ticks: { color: "#4a5263", callback: kind ? function (v) { return fmt(v); } : undefined },
+        // Without a format, keep Chart.js's own tick callback (it maps category indexes to labels).
+        ticks: kind ? { color: "#4a5263", callback: function (v) { return fmt(v); } } : { color: "#4a5263" },
         grid: { color: "#eceff4" },
       },
       extra || {},

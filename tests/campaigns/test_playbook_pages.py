@@ -1,0 +1,116 @@
+"""Playbook and campaign pages: counts, reasons, effect with its interval, warnings, backtest."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from accounts.models import Membership
+from campaigns.effectiveness import effectiveness
+from tests.factories import PlaybookFactory, UserFactory
+from tests.proactive.pages_world import build_pages_world
+from tests.proactive.test_pages import ROLES, chart_specs, client_for
+
+
+def source_pages(world) -> dict[str, int]:
+    return {
+        "/t/acme/playbooks/": 7,
+        f"/t/acme/playbooks/{world.playbook.pk}/": 14,
+        f"/t/acme/playbooks/{world.harmful.pk}/": 14,
+        "/t/acme/campaigns/": 7,
+        f"/t/acme/campaigns/{world.campaign.pk}/": 14,
+    }
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_lists_render_empty_with_a_next_step(tenant, role):
+    client = client_for(tenant, role)
+    assert b"No playbooks yet" in client.get("/t/acme/playbooks/").content
+    assert b"No campaigns yet" in client.get("/t/acme/campaigns/").content
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_a_playbook_that_never_fired_renders_its_empty_states(tenant, role):
+    playbook = PlaybookFactory(tenant=tenant)
+    text = client_for(tenant, role).get(f"/t/acme/playbooks/{playbook.pk}/").content.decode()
+    assert "Not measurable yet" in text and "never fired" in text and "Nothing rejected." in text
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_pages_render_with_data_within_their_query_budget(tenant, role, django_assert_max_num_queries):
+    world = build_pages_world(tenant)
+    client = client_for(tenant, role)
+    for path, budget in source_pages(world).items():
+        with django_assert_max_num_queries(budget):
+            assert client.get(path).status_code == 200, path
+
+
+def test_outsiders_get_404(tenant):
+    world = build_pages_world(tenant, customers=4)
+    outsider = Client()
+    outsider.force_login(UserFactory())
+    for path in [*source_pages(world), f"/t/acme/playbooks/{world.playbook.pk}/backtest/"]:
+        assert outsider.get(path).status_code == 404, path
+
+
+def test_the_playbook_page_matches_effectiveness_and_lists_reasons(tenant):
+    world = build_pages_world(tenant)
+    response = client_for(tenant, Membership.Role.VIEWER).get(f"/t/acme/playbooks/{world.playbook.pk}/")
+    text = response.content.decode()
+    effect = effectiveness(tenant=tenant, playbook=world.playbook, window_days=14)
+    assert f"{effect['treated']['contacted']} of {effect['treated']['customers']} reached" in text
+    assert f"{effect['holdout']['contacted']} of {effect['holdout']['customers']} held out" in text
+    assert "contact budget: 2 per 7 days" in text
+    specs = chart_specs(response)
+    rates = specs["chart-rates"]["series"]
+    assert rates[0]["data"] == [pytest.approx(effect["treated"]["rate"])]
+    assert rates[1]["data"] == [pytest.approx(effect["holdout"]["rate"])]
+    band = specs["chart-cumulative"]["series"]
+    assert [band[0]["data"][-1], band[1]["data"][-1]] == effect["ci95"]
+    funnel = specs["chart-funnel"]["series"][0]["data"]
+    assert funnel[:2] == [effect["engagement"]["sent"], effect["engagement"]["seen"]]
+    assert "looks harmful" not in text
+
+
+def test_a_backfiring_playbook_and_rejecting_agents_are_flagged(tenant):
+    world = build_pages_world(tenant)
+    text = (
+        client_for(tenant, Membership.Role.AGENT)
+        .get(f"/t/acme/playbooks/{world.harmful.pk}/")
+        .content.decode()
+    )
+    assert "This looks harmful." in text
+    assert "Agents reject most of what this proposes" in text
+    assert "customer is already talking to support" in text
+    listing = client_for(tenant, Membership.Role.AGENT).get("/t/acme/playbooks/").content.decode()
+    assert "agents reject most" in listing
+
+
+def test_the_campaign_page_shows_its_audience_and_effect(tenant):
+    world = build_pages_world(tenant)
+    text = (
+        client_for(tenant, Membership.Role.VIEWER)
+        .get(f"/t/acme/campaigns/{world.campaign.pk}/")
+        .content.decode()
+    )
+    assert "API v1 sunset" in text and "api_version" in text
+    assert "Not measurable yet" in text  # no holdout in this campaign
+
+
+def test_the_backtest_runs_on_request_and_is_cached(tenant, django_assert_max_num_queries):
+    world = build_pages_world(tenant, customers=6)
+    client = client_for(tenant, Membership.Role.VIEWER)
+    page = client.get(f"/t/acme/playbooks/{world.playbook.pk}/").content.decode()
+    assert f'hx-get="/t/acme/playbooks/{world.playbook.pk}/backtest/?window_days=14"' in page
+    first = client.get(f"/t/acme/playbooks/{world.playbook.pk}/backtest/", HTTP_HX_REQUEST="true")
+    assert first.status_code == 200 and b"contacted support" in first.content
+    with django_assert_max_num_queries(5):
+        again = client.get(f"/t/acme/playbooks/{world.playbook.pk}/backtest/", HTTP_HX_REQUEST="true")
+    assert again.content == first.content
+
+
+def test_window_days_is_clamped(tenant):
+    world = build_pages_world(tenant, customers=4)
+    client = client_for(tenant, Membership.Role.VIEWER)
+    assert b"within 90 days" in client.get(f"/t/acme/playbooks/{world.playbook.pk}/?window_days=5000").content
+    assert client.get(f"/t/acme/playbooks/{world.playbook.pk}/?window_days=abc").status_code == 200
