@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from django.core.cache import cache
+from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -16,7 +17,7 @@ from campaigns.effectiveness import effectiveness
 from campaigns.page_selectors import EffectWeek
 from campaigns.services import playbook_backtest
 from proactive.charts import chart, outreach_weekly_chart, series
-from proactive.selectors import outreach_weekly
+from proactive.selectors import outreach_weekly, page_cached
 
 BACKTEST_DAYS = 14
 BACKTEST_CACHE_SECONDS = 3600
@@ -139,8 +140,23 @@ def _source_context(request: HttpRequest, **source: Any) -> dict[str, Any]:
     tenant = request.tenant  # type: ignore[attr-defined]
     now = timezone.now()
     window_days = _window_days(request)
-    effect = effect_display(effectiveness(tenant=tenant, window_days=window_days, as_of=now, **source))
-    weeks = page_selectors.effect_weeks(tenant=tenant, window_days=window_days, now=now, **source)
+    source_id = next(iter(source.values())).pk
+    effect = effect_display(
+        page_cached(
+            tenant=tenant,
+            name="effectiveness",
+            parts=(source_id, window_days),
+            compute=lambda: effectiveness(tenant=tenant, window_days=window_days, as_of=now, **source),
+        )
+    )
+    weeks = page_cached(
+        tenant=tenant,
+        name="effect_weeks",
+        parts=(source_id, window_days),
+        compute=lambda: page_selectors.effect_weeks(
+            tenant=tenant, window_days=window_days, now=now, **source
+        ),
+    )
     breakdown = page_selectors.breakdown_get(tenant=tenant, **source)
     return {
         "window_days": window_days,
@@ -175,7 +191,7 @@ def playbook_detail(request: HttpRequest, playbook_id: Any) -> HttpResponse:
 def backtest_cached(*, tenant: Any, playbook: Any, window_days: int) -> dict[str, Any]:
     """The backtest recomputes features for each of the last days: cached per trigger and day."""
     key = (
-        f"h5:backtest:{tenant.pk}:{playbook.pk}:{playbook.updated_at.timestamp()}:"
+        f"pages:{connection.settings_dict['NAME']}:{tenant.pk}:backtest:{playbook.pk}:{playbook.updated_at.timestamp()}:"
         f"{window_days}:{timezone.now():%Y-%m-%d}"
     )
     result = cache.get(key)

@@ -6,10 +6,12 @@ so a page costs the same number of queries with ten customers or 100,000.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, F, Max, Min, OuterRef, Q, Subquery
 from django.db.models.functions import TruncWeek
@@ -30,12 +32,28 @@ from proactive.models import (
     SignalName,
 )
 
+T = TypeVar("T")
 ENGAGEMENT_DAYS = 28
 TREND_WEEKS = 12
 SCORE_BINS = 20
 CUSTOMER_HISTORY_DAYS = 90
 CUSTOMER_PAGE_SIZE = 50
 FATIGUE_WEEKS = 8
+
+
+PAGE_CACHE_SECONDS = 300
+
+
+def page_cached(*, tenant: Tenant, name: str, parts: tuple, compute: Callable[[], T]) -> T:
+    """Aggregates that scan a tenant's outreach or scores, kept for a few minutes: at 100,000
+    customers they cost 0.2-1.5 s, and a dashboard that is 5 minutes old answers the same
+    question. Keys carry the database name, so test databases sharing a Redis never mix."""
+    key = f"pages:{connection.settings_dict['NAME']}:{tenant.pk}:{name}:" + ":".join(str(p) for p in parts)
+    value = cache.get(key)
+    if value is None:
+        value = compute()
+        cache.set(key, value, PAGE_CACHE_SECONDS)
+    return value
 
 
 def _fetch(sql: str, params: list[Any]) -> list[tuple]:

@@ -29,8 +29,13 @@ def overview(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     engagement = selectors.engagement_get(tenant=tenant, now=now)
     days, by_status = selectors.outreach_weekly(tenant=tenant, now=now)
-    weeks = page_selectors.effect_weeks(
-        tenant=tenant, window_days=tenant.horizon_days, now=now, all_playbooks=True
+    weeks = selectors.page_cached(
+        tenant=tenant,
+        name="effect_weeks_all",
+        parts=(tenant.horizon_days,),
+        compute=lambda: page_selectors.effect_weeks(
+            tenant=tenant, window_days=tenant.horizon_days, now=now, all_playbooks=True
+        ),
     )
     effect = page_views.effect_display(page_selectors.effect_summary(weeks, tenant.horizon_days))
     context = {
@@ -130,7 +135,12 @@ def model_detail(request: HttpRequest) -> HttpResponse:
     models = selectors.model_list(tenant=tenant)
     active = next((m for m in models if m.status == RiskModel.Status.ACTIVE), None)
     latest = models[-1] if models else None
-    dist = selectors.score_distribution_get(tenant=tenant)
+    dist = selectors.page_cached(
+        tenant=tenant,
+        name="scores",
+        parts=(),
+        compute=lambda: selectors.score_distribution_get(tenant=tenant),
+    )
     drift = (
         selectors.drift_get(tenant=tenant, model=active, current_mean=dist.mean, now=now) if active else None
     )
@@ -262,7 +272,12 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 @tenant_view()
 def fatigue(request: HttpRequest) -> HttpResponse:
     tenant = request.tenant  # type: ignore[attr-defined]
-    state = selectors.fatigue_get(tenant=tenant, now=timezone.now())
+    state = selectors.page_cached(
+        tenant=tenant,
+        name="fatigue",
+        parts=(tenant.budget_max_messages, tenant.budget_per_days),
+        compute=lambda: selectors.fatigue_get(tenant=tenant, now=timezone.now()),
+    )
     max_n = max([state.max_messages + 1, *state.window_counts, *state.weekly_counts])
     buckets = list(range(max_n + 1))
     weekly_total = sum(state.weekly_counts.values())

@@ -12,6 +12,13 @@ from tests.proactive.pages_world import build_pages_world
 from tests.proactive.test_pages import ROLES, chart_specs, client_for
 
 
+@pytest.fixture(autouse=True)
+def no_page_cache(monkeypatch):
+    """Pages keep aggregates for minutes; here every request reads its own rows (a shared
+    Redis is never flushed: other suites use it too)."""
+    monkeypatch.setattr("proactive.selectors.PAGE_CACHE_SECONDS", 0)
+
+
 def source_pages(world) -> dict[str, int]:
     return {
         "/t/acme/playbooks/": 7,

@@ -50,6 +50,13 @@ def world_pages(world) -> dict[str, int]:
     }
 
 
+@pytest.fixture(autouse=True)
+def no_page_cache(monkeypatch):
+    """Pages keep aggregates for minutes; here every request reads its own rows (a shared
+    Redis is never flushed: other suites use it too)."""
+    monkeypatch.setattr("proactive.selectors.PAGE_CACHE_SECONDS", 0)
+
+
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("path", list(STATIC_PAGES))
 def test_every_page_renders_with_no_data(tenant, role, path):
@@ -176,3 +183,12 @@ def test_fatigue_counts_the_budget_as_firing_does(tenant):
     # In the last 7 days only customer p002 holds a pending review (rejected and suppressed do not count).
     assert window[:2] == [5, 1]
     assert "Person 2" in response.content.decode()
+
+
+def test_expensive_aggregates_are_cached_between_requests(tenant, monkeypatch, django_assert_max_num_queries):
+    monkeypatch.setattr("proactive.selectors.PAGE_CACHE_SECONDS", 60)
+    build_pages_world(tenant, customers=4)
+    client = client_for(tenant, Membership.Role.VIEWER)
+    first = chart_specs(client.get("/t/acme/fatigue/"))
+    with django_assert_max_num_queries(5):  # session, user, membership, nav: none for the figures
+        assert chart_specs(client.get("/t/acme/fatigue/")) == first
