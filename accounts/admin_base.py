@@ -8,7 +8,7 @@ from django.contrib import admin
 from django.db import models
 from django.http import HttpRequest
 
-from accounts.models import Membership, Tenant
+from accounts.models import AuditLog, Membership, Tenant
 from accounts.scoping import TenantOwned
 
 
@@ -69,6 +69,38 @@ class TenantScopedAdmin(admin.ModelAdmin):
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return self._is_tenant_admin(request)
+
+    # Admin changes to tenant-owned rows also go to the tenant's AuditLog, which (unlike
+    # Django's LogEntry) the tenant's admins can read and nobody can edit from the app.
+    def _audit(self, request: HttpRequest, obj: Any, verb: str, data: dict | None = None) -> None:
+        tenant_id = getattr(obj, "tenant_id", None) if isinstance(obj, TenantOwned) else None
+        if tenant_id is None and isinstance(obj, Tenant):
+            tenant_id = obj.pk
+        if tenant_id is None:
+            return
+        AuditLog.objects.create(
+            tenant_id=tenant_id,
+            actor=request.user if request.user.is_authenticated else None,
+            action=f"admin.{obj._meta.model_name}.{verb}",
+            target_type=type(obj).__name__,
+            target_id=str(obj.pk),
+            data=data or {},
+        )
+
+    def log_addition(self, request: HttpRequest, obj: Any, message: Any) -> Any:
+        self._audit(request, obj, "add")
+        return super().log_addition(request, obj, message)
+
+    def log_change(self, request: HttpRequest, obj: Any, message: Any) -> Any:
+        entries = message if isinstance(message, list) else []
+        changed = [f for e in entries if isinstance(e, dict) for f in e.get("changed", {}).get("fields", [])]
+        self._audit(request, obj, "change", {"fields": changed})
+        return super().log_change(request, obj, message)
+
+    def log_deletions(self, request: HttpRequest, queryset: Any) -> Any:
+        for obj in queryset:
+            self._audit(request, obj, "delete", {"repr": str(obj)[:200]})
+        return super().log_deletions(request, queryset)
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return self._is_tenant_admin(request, obj)
