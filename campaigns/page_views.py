@@ -35,6 +35,10 @@ def effect_display(effect: dict[str, Any]) -> dict[str, Any]:
     return {
         **effect,
         "relative_reduction_pct": _pct(reduction, 0),
+        # "-40% fewer" reads wrong: a backfiring source is "40% more".
+        "change_text": f"{_pct(abs(reduction), 0)} {'more' if reduction < 0 else 'fewer'}"
+        if reduction is not None
+        else "—",
         "ci_text": f"{_pct(ci[0], 0)} to {_pct(ci[1], 0)}" if ci else "not available",
         "treated_rate_pct": _pct(effect["treated"]["rate"]),
         "holdout_rate_pct": _pct(effect["holdout"]["rate"]),
@@ -84,8 +88,8 @@ def effect_cumulative_chart(weeks: list[EffectWeek]) -> dict[str, Any]:
         x="outreach fired up to the week of",
         y="relative reduction in contacts",
         y_format="percent",
-        y_min=-1,
-        y_max=1,
+        y_suggested_min=-1,
+        y_suggested_max=1,
     )
 
 

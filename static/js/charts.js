@@ -75,6 +75,7 @@
       : axis(spec.x, horizontal ? spec.y_format : null, { stacked: !!spec.stacked });
     const yAxis = axis(spec.y, horizontal ? null : spec.y_format, {
       stacked: !!spec.stacked, min: spec.y_min, max: spec.y_max, beginAtZero: spec.y_min === undefined,
+      suggestedMin: spec.y_suggested_min, suggestedMax: spec.y_suggested_max,
     });
     if (horizontal) xAxis.beginAtZero = true;
     return {

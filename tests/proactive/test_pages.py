@@ -115,7 +115,7 @@ def test_the_overview_shows_the_pooled_effect_and_engagement(tenant):
     # Two playbooks pooled (the first 20 customers contact support after the outreach):
     # 30 + 20 treated of whom 15 + 20 contacted, 10 + 20 held out of whom 5 + 0 contacted.
     assert "70.0% of 50 reached vs 16.7% of 30 held out" in text
-    assert "-320%" in text  # backfiring: shown in red, not hidden
+    assert "320% more" in text  # backfiring: said plainly and shown in red
     assert "95% interval" in text
     assert "chart-effect" in chart_specs(response)
     # 70 playbook and 40 campaign messages went out 30 days ago, outside the 28-day window.
