@@ -12,13 +12,13 @@ the stored rows equal exactly the accepted counts.
 from __future__ import annotations
 
 import json
-from collections import Counter
 import os
 import socket
 import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
