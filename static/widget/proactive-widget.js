@@ -111,18 +111,34 @@
   var list = root.querySelector(".list");
 
   // The server sanitises body_html already; this is a second fence in case of a bad proxy.
+  // An allow-list (the server's tags, links to http(s)/mailto only): anything else is
+  // replaced by its text, so unknown or namespaced elements (svg, math, base, link, meta)
+  // never reach the page.
+  var ALLOWED = /^(A|B|BLOCKQUOTE|BR|CODE|EM|H3|H4|HR|I|LI|OL|P|PRE|STRONG|UL)$/;
   function safeFragment(htmlText) {
     var tpl = document.createElement("template");
     tpl.innerHTML = htmlText;
-    tpl.content.querySelectorAll("script,style,iframe,object,embed,form,img,svg").forEach(function (n) { n.remove(); });
-    tpl.content.querySelectorAll("*").forEach(function (el) {
-      Array.prototype.slice.call(el.attributes).forEach(function (a) {
-        var bad = /^on/i.test(a.name) || (a.name === "href" && !/^(https?:|mailto:)/i.test(a.value.trim()));
-        if (bad) el.removeAttribute(a.name);
+    var out = document.createDocumentFragment();
+    (function copy(from, to) {
+      Array.prototype.forEach.call(from.childNodes, function (n) {
+        if (n.nodeType === 3) { to.appendChild(document.createTextNode(n.nodeValue)); return; }
+        if (n.nodeType !== 1) return;
+        var tag = n.namespaceURI === "http://www.w3.org/1999/xhtml" ? n.tagName : "";
+        if (/^(SCRIPT|STYLE|TEMPLATE|NOSCRIPT|TEXTAREA|TITLE)$/.test(tag)) return;
+        if (!ALLOWED.test(tag)) { copy(n, to); return; }
+        var clean = document.createElement(tag.toLowerCase());
+        if (tag === "A") {
+          var href = (n.getAttribute("href") || "").trim();
+          if (/^(https?:|mailto:)/i.test(href)) clean.setAttribute("href", href);
+          if (n.getAttribute("title")) clean.setAttribute("title", n.getAttribute("title"));
+          clean.setAttribute("target", "_blank");
+          clean.setAttribute("rel", "noopener noreferrer");
+        }
+        copy(n, clean);
+        to.appendChild(clean);
       });
-      if (el.tagName === "A") { el.setAttribute("target", "_blank"); el.setAttribute("rel", "noopener noreferrer"); }
-    });
-    return tpl.content;
+    })(tpl.content, out);
+    return out;
   }
 
   function el(tag, cls, text) {
