@@ -10,6 +10,7 @@ from django.db.models.functions import Cast, Concat
 
 from campaigns.models import Outreach
 from campaigns.services import playbooks_evaluate
+from proactive.models import Customer
 from tests.campaigns.helpers import T0, add_signals, make_customers
 from tests.factories import PlaybookFactory, TenantFactory
 
@@ -160,3 +161,20 @@ def test_concurrent_runs_create_one_outreach_per_cooldown(transactional_db):
     per_customer = outreach(tenant).exclude(status="suppressed").values("customer_id").distinct().count()
     assert per_customer == 300
     assert outreach(tenant).exclude(status="suppressed").count() == 600  # budget 2 per 7 days: both fit
+
+
+def test_sent_email_outreach_is_delivered_after_commit(
+    tenant, world, django_capture_on_commit_callbacks, mailoutbox
+):
+    Customer.objects.for_tenant(tenant).update(email=Concat("external_id", Value("@customer.test")))
+    PlaybookFactory(
+        tenant=tenant,
+        trigger=ERRORS,
+        holdout_percent=0,
+        action={"channel": "email", "title": "Sync trouble?", "body": "Hi {{ customer.name }}"},
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        result = playbooks_evaluate(tenant=tenant, as_of=T0)
+    assert result["sent"] == 30
+    assert len(mailoutbox) == 30
+    assert outreach(tenant, email_sent_at__isnull=False).count() == 30
