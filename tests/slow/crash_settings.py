@@ -4,5 +4,10 @@ redelivered within seconds instead of the default hour."""
 
 from proactive.settings import *  # noqa: F403
 
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3}
+# Scan for expired unacked messages every second (kombu's default period is 10 s x 10).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": 3,
+    "unacked_restore_interval": 1,
+    "unacked_restore_throttle": 1,
+}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

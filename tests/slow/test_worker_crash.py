@@ -118,6 +118,7 @@ def test_a_killed_worker_loses_nothing_and_duplicates_nothing(crash_tenant):
         f"pipeline_run_task.apply_async(kwargs={{'tenant_id': {tenant.pk}, 'kind': 'score', "
         f"'window_key': 'crash-test', 'as_of': '{as_of.isoformat()}', 'chunk_size': {CHUNK}}})"
     )
+    began = time.monotonic()
     worker = start_worker()
     try:
 
@@ -130,15 +131,18 @@ def test_a_killed_worker_loses_nothing_and_duplicates_nothing(crash_tenant):
     finally:
         kill(worker)
     killed_at = _run(tenant)
+    done = len(killed_at.progress.get("done", []))
+    print(f"killed at {time.monotonic() - began:.1f}s with {done} chunks done")
     assert killed_at.status == PipelineRun.Status.RUNNING
     assert len(killed_at.progress["done"]) < killed_at.progress["chunks"]
 
     worker = start_worker()
     try:
-        wait_for(lambda: _run(tenant).status != PipelineRun.Status.RUNNING, 180, "the run to finish")
+        wait_for(lambda: _run(tenant).status != PipelineRun.Status.RUNNING, 90, "the run to finish")
     finally:
         kill(worker)
     run = _run(tenant)
+    print(f"finished at {time.monotonic() - began:.1f}s")
     assert run.status == PipelineRun.Status.SUCCEEDED, run.error
     assert sorted(run.progress["done"]) == list(range(run.progress["chunks"]))  # each chunk counted once
     assert RiskScore.objects.for_tenant(tenant).count() == CUSTOMERS
