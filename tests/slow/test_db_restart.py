@@ -113,13 +113,14 @@ def test_postgres_restart_during_ingestion(private_postgres):
             return "ok", r.json()["accepted"]
         return f"http{r.status_code}", 0
 
+    ok_after_restart: list[int] = []
+
     def stream() -> None:
         n = 0
-        ok_after_restart = 0
-        while not stop.is_set() and ok_after_restart < 10:
+        while not stop.is_set() and len(ok_after_restart) < 10:
             outcomes[n] = send(n)
             if restarted.is_set() and outcomes[n][0] == "ok":
-                ok_after_restart += 1
+                ok_after_restart.append(n)
             n += 1
 
     try:
@@ -132,7 +133,9 @@ def test_postgres_restart_during_ingestion(private_postgres):
     client = threading.Thread(target=stream)
     client.start()
     try:
-        time.sleep(2)
+        deadline = time.monotonic() + 60
+        while sum(kind == "ok" for kind, _ in list(outcomes.values())) < 5 and time.monotonic() < deadline:
+            time.sleep(0.1)
         pg_ctl(["-w", "-m", "immediate", "stop"], pgdata=server.pgdata, user=server.system_user)
         time.sleep(2)
         server.ensure_postgres_running()
@@ -149,6 +152,7 @@ def test_postgres_restart_during_ingestion(private_postgres):
     failed = [n for n, (kind, _) in outcomes.items() if kind != "ok"]
     assert kinds <= {"ok", "refused", "http500", "http502", "http503"}, kinds
     assert failed, "the restart caused no failed request: the outage was not observed"
+    assert len(ok_after_restart) == 10, "the same gunicorn did not serve successes again after the restart"
     assert all(accepted == BATCH for kind, accepted in outcomes.values() if kind == "ok")
     with psycopg.connect(host=host, user="postgres", dbname="fault") as conn:
         per_batch = dict(
