@@ -339,9 +339,17 @@ def demo_app(request: HttpRequest) -> HttpResponse:
     if tenant is None:
         raise Http404("No demo tenant")
     customers = Customer.objects.for_tenant(tenant)
+    # Customers with a message waiting come first, so the widget has something to show.
+    with_messages = customers.filter(
+        pk__in=Outreach.objects.for_tenant(tenant)
+        .filter(status=Outreach.Status.SENT, channel=Outreach.Channel.IN_APP, dismissed_at=None)
+        .values("customer_id")
+    ).order_by("created_at")
     wanted = request.GET.get("customer")
     customer = (
-        customers.filter(external_id=wanted).first() if wanted else customers.order_by("created_at").first()
+        customers.filter(external_id=wanted).first()
+        if wanted
+        else (with_messages.first() or customers.order_by("created_at").first())
     )
     if customer is None:
         raise Http404("No such demo customer")
@@ -350,9 +358,7 @@ def demo_app(request: HttpRequest) -> HttpResponse:
         "customer": customer,
         "token": demo_token(tenant=tenant, external_id=customer.external_id),
         "api_base": request.build_absolute_uri("/api/v1"),
-        "others": customers.exclude(pk=customer.pk)
-        .order_by("created_at")
-        .values_list("external_id", "name")[:8],
+        "others": with_messages.exclude(pk=customer.pk).values_list("external_id", "name")[:8],
     }
     response = render(request, "campaigns/demo_app.html", context)
     response["Cache-Control"] = "no-store"
