@@ -9,11 +9,12 @@ from datetime import datetime
 
 from celery import shared_task
 from django.db import connection
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Tenant
 from proactive.models import PipelineRun, RiskModel
-from proactive.scoring.pipeline import run_claim, run_finish, run_steps, window_key_for
+from proactive.scoring.pipeline import STALE_AFTER, run_claim, run_finish, run_steps, window_key_for
 from proactive.scoring.scoring import CHUNK_SIZE, Scorer, customer_id_chunks, score_range
 
 TASK_OPTS = {"acks_late": True, "ignore_result": True}
@@ -25,9 +26,15 @@ def _schedule(kind: str, now: datetime) -> int:
     for tenant in Tenant.objects.only("pk", "scoring_interval_minutes", "training_interval_days"):
         key, as_of = window_key_for(tenant, kind, now)
         due[(tenant.pk, key)] = as_of
+    # A window is taken while its run succeeded or is still alive; a failed run, or one whose
+    # worker died (running past STALE_AFTER), is enqueued again and run_claim takes it over.
     claimed = set(
         PipelineRun.objects.unscoped()
         .filter(kind=kind, window_key__in={key for _, key in due})
+        .filter(
+            Q(status=PipelineRun.Status.SUCCEEDED)
+            | Q(status=PipelineRun.Status.RUNNING, started_at__gte=now - STALE_AFTER)
+        )
         .values_list("tenant_id", "window_key")
     )
     sent = 0
@@ -114,7 +121,19 @@ def score_chunk_task(*, run_id: int, tenant_id: int, index: int, lo: int, hi: in
             [index, written, run_id, tenant_id, index],
         )
         row = cur.fetchone()
-        if row is None or row[0] < row[1]:
+        if row is None:
+            # Already counted: a redelivery. If the worker died between marking the last chunk
+            # and enqueueing the finish, finish now (pipeline_finish_task is idempotent).
+            cur.execute(
+                f"SELECT jsonb_array_length(progress->'done'), (progress->>'chunks')::int "  # noqa: S608
+                f"FROM {PipelineRun._meta.db_table} WHERE id = %s AND tenant_id = %s",
+                [run_id, tenant_id],
+            )
+            done, total = cur.fetchone()
+            if done >= total:
+                pipeline_finish_task.apply_async(kwargs={"run_id": run_id, "tenant_id": tenant_id})
+            return
+        if row[0] < row[1]:
             return
         cur.execute(
             f"UPDATE {PipelineRun._meta.db_table} SET progress = progress || '{{\"finishing\": true}}' "  # noqa: S608

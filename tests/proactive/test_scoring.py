@@ -9,6 +9,7 @@ from datetime import timedelta
 import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 from psycopg.types.json import Jsonb
 
 from accounts.models import Tenant
@@ -17,7 +18,7 @@ from proactive.models import Customer, PipelineRun, RiskModel, RiskScore, RiskSc
 from proactive.scoring import model as ml
 from proactive.scoring import training
 from proactive.scoring.labels import customer_first_seen, labels_for
-from proactive.scoring.pipeline import run_pipeline
+from proactive.scoring.pipeline import STALE_AFTER, run_pipeline
 from proactive.scoring.registry import active_model, model_train
 from proactive.scoring.scoring import score_all
 from proactive.scoring.selectors import customer_risk
@@ -177,6 +178,36 @@ def test_the_scheduler_enqueues_each_due_tenant_once(tenant, world):
     assert schedule_scoring_task.apply().get() == 1
     assert PipelineRun.objects.for_tenant(tenant).filter(kind="score").count() == 1
     assert schedule_scoring_task.apply().get() == 0
+
+
+def test_the_scheduler_retries_a_failed_or_abandoned_window(tenant, world):
+    assert schedule_scoring_task.apply().get() == 1
+    runs = PipelineRun.objects.for_tenant(tenant).filter(kind="score")
+    # A run that is alive keeps its window...
+    runs.update(status="running", started_at=timezone.now())
+    assert schedule_scoring_task.apply().get() == 0
+    # ...one whose worker died (running for longer than STALE_AFTER) is taken over...
+    runs.update(status="running", started_at=timezone.now() - STALE_AFTER - timedelta(minutes=1))
+    assert schedule_scoring_task.apply().get() == 1
+    assert runs.get().status == PipelineRun.Status.SUCCEEDED
+    # ...and so is a failed one, in the same row.
+    runs.update(status="failed")
+    assert schedule_scoring_task.apply().get() == 1
+    assert runs.get().status == PipelineRun.Status.SUCCEEDED
+
+
+def test_a_lost_finish_is_recovered_by_the_redelivered_last_chunk(tenant, world):
+    kwargs = {"tenant_id": tenant.pk, "kind": "score", "window_key": "lost", "as_of": world.isoformat()}
+    pipeline_run_task.apply(kwargs={**kwargs, "chunk_size": 100})
+    run = PipelineRun.objects.for_tenant(tenant).get(window_key="lost")
+    # As if the worker died after counting the last chunk but before enqueueing the finish.
+    PipelineRun.objects.for_tenant(tenant).filter(pk=run.pk).update(
+        status="running", finished_at=None, steps=run.steps[:2]
+    )
+    score_chunk_task.apply(kwargs={"run_id": run.pk, "tenant_id": tenant.pk, "index": 2, "lo": 0, "hi": 0})
+    run.refresh_from_db()
+    assert run.status == PipelineRun.Status.SUCCEEDED
+    assert [s["name"] for s in run.steps][-2:] == ["playbooks", "campaigns"]
 
 
 def test_the_command_prints_a_json_summary(tenant, world):
