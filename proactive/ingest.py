@@ -1,23 +1,30 @@
 """Ingestion services: customers and signals in, set-based.
 
-Signals go through one fast path: validate in Python, COPY the good rows into a temporary
-staging table, then one `INSERT ... SELECT ... ON CONFLICT (tenant_id, key) DO NOTHING
-RETURNING` whose returned rows (only the ones actually stored) update the daily rollups
-and the name catalogue in the same statement. Everything runs in one transaction: a
-failed request writes nothing, and a resent key is never stored (nor counted) twice,
-also when two requests race, because the unique index serialises them. Rows are
-inserted in key order and rollups in (customer, name, day) order so that concurrent
-batches lock in the same order instead of deadlocking.
+Signals go through one fast path, all in one transaction per batch: validate in Python
+(first occurrence of a key in the batch wins), resolve external ids to customer ids (one
+lookup; unknown customers are created), drop the keys already stored (one index probe),
+COPY the new rows straight into `proactive_signal`, then upsert the daily rollups and the
+name catalogue from the same rows, aggregated in SQL. A failed request writes nothing.
+
+A resent key is never stored (nor counted) twice, also when two requests race: the unique
+index on (tenant, key) makes the second COPY fail with a unique violation once the first
+commits, and the batch is retried; its probe then sees the first one's keys. After
+`FAST_ATTEMPTS` such races the batch goes through `INSERT ... ON CONFLICT DO NOTHING
+RETURNING`, which cannot fail on a duplicate. Customers are created in external-id order,
+signals in key order and rollups in (customer, name, day) order, so concurrent batches lock
+in the same order instead of deadlocking (deadlocks are retried anyway).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 from psycopg.types.json import Jsonb
@@ -34,6 +41,8 @@ FUTURE_SLACK = timedelta(hours=1)
 NAME_RE = re.compile(r"^[a-z0-9_.:-]{1,100}$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 DEADLOCK_RETRIES = 3
+FAST_ATTEMPTS = 3
+SIGNAL_FIELDS = frozenset({"id", "customer", "name", "timestamp", "properties"})
 
 
 @dataclass
@@ -65,12 +74,27 @@ def parse_timestamp(value: Any) -> datetime:
 
 
 NUL_ERROR = "strings must not contain NUL characters"
+SURROGATE_ERROR = "strings must be valid Unicode (no lone surrogates)"
+_dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 
 
-def _signal_error(rec: Any, latest: datetime) -> tuple[str | None, tuple | None]:
+def _valid_unicode(*texts: str) -> bool:
+    try:
+        for text in texts:
+            text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _signal_error(rec: Any, latest: datetime, *, check_nul: bool = True) -> tuple[str | None, tuple | None]:
+    """Classify one record: (error, None) or (None, (key, customer, name, ts, properties JSON)).
+
+    The timestamp comes back as a datetime in UTC and the properties as JSON text, ready for
+    COPY. `check_nul=False` skips the NUL walk when the caller knows the body holds none."""
     if not isinstance(rec, dict):
         return "must be an object", None
-    if contains_nul(rec):
+    if check_nul and contains_nul(rec):
         return NUL_ERROR, None
     key, customer, name = rec.get("id"), rec.get("customer"), rec.get("name")
     if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY:
@@ -85,111 +109,229 @@ def _signal_error(rec: Any, latest: datetime) -> tuple[str | None, tuple | None]
         return f"'timestamp' {exc}", None
     if ts > latest:
         return "'timestamp' is more than an hour in the future", None
-    props = rec.get("properties", {})
-    if props is None:
-        props = {}
-    if not isinstance(props, dict):
+    props = rec.get("properties")
+    if not props:
+        if props is not None and not isinstance(props, dict):
+            return "'properties' must be an object", None
+        props_json = "{}"
+    elif not isinstance(props, dict):
         return "'properties' must be an object", None
-    extra = set(rec) - {"id", "customer", "name", "timestamp", "properties"}
-    if extra:
-        return f"unknown field(s): {', '.join(sorted(extra))}", None
-    return None, (key, customer, name, ts, Jsonb(props))
+    else:
+        props_json = _dumps(props)
+    if not rec.keys() <= SIGNAL_FIELDS:
+        return f"unknown field(s): {', '.join(sorted(set(rec) - SIGNAL_FIELDS))}", None
+    return None, (key, customer, name, ts, props_json)
+
+
+def _echo_id(rec: Any) -> Any:
+    """The record's id for its error entry, always renderable as JSON (lone surrogates escaped)."""
+    key = rec.get("id") if isinstance(rec, dict) else None
+    if isinstance(key, str) and not _valid_unicode(key):
+        return key.encode("utf-8", "backslashreplace").decode()
+    if isinstance(key, dict | list):
+        return None if not _valid_unicode(_dumps(key)) else key
+    return key
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    return getattr(exc, "sqlstate", None) or getattr(exc.__cause__, "sqlstate", None)
 
 
 def _retrying(fn: Any) -> Any:
     for attempt in range(DEADLOCK_RETRIES):
         try:
             return fn()
-        except OperationalError as exc:
-            retryable = getattr(exc.__cause__, "sqlstate", None) in ("40P01", "40001")
+        except (OperationalError, psycopg.errors.OperationalError) as exc:
+            retryable = _sqlstate(exc) in ("40P01", "40001")
             if not retryable or attempt == DEADLOCK_RETRIES - 1:
                 raise
     raise AssertionError("unreachable")
 
 
-def signals_ingest(*, tenant: Tenant, records: Sequence[Any], now: datetime | None = None) -> SignalsResult:
-    """Store a batch of signals: bad records reported by index, good ones stored once."""
+def signals_ingest(
+    *, tenant: Tenant, records: Sequence[Any], now: datetime | None = None, nul_free: bool = False
+) -> SignalsResult:
+    """Store a batch of signals: bad records reported by index, good ones stored once.
+
+    `nul_free=True` says the JSON text held no `\\u0000` escape (so no string can hold NUL)."""
     now = now or timezone.now()
     latest = now + FUTURE_SLACK
+    check_nul = not nul_free
     result = SignalsResult()
+    errors = result.errors
     rows: list[tuple] = []
+    append = rows.append
     for index, rec in enumerate(records):
-        error, row = _signal_error(rec, latest)
-        if error is not None:
-            result.errors.append(
-                {"index": index, "id": rec.get("id") if isinstance(rec, dict) else None, "error": error}
-            )
+        error, row = _signal_error(rec, latest, check_nul=check_nul)
+        if error is None and not (row[0].isascii() and row[1].isascii() and row[4].isascii()):
+            # Lone surrogates (\\ud800 in the JSON) parse but are not UTF-8: PostgreSQL would
+            # refuse the whole batch.
+            error = None if _valid_unicode(row[0], row[1], row[4]) else SURROGATE_ERROR
+        if error is None:
+            append(row)
         else:
-            rows.append(row)
-    result.rejected = len(result.errors)
+            errors.append({"index": index, "id": _echo_id(rec), "error": error})
+    result.rejected = len(errors)
     if rows:
-        inserted = _retrying(lambda: signals_copy_insert(tenant_id=tenant.pk, rows=rows, received_at=now))
+        inserted = signals_copy_insert(tenant_id=tenant.pk, rows=rows, received_at=now)
         result.accepted = inserted
         result.duplicates = len(rows) - inserted
     return result
 
 
+# Big parameters travel as one JSON text each: Django's psycopg cursor binds on the client, where
+# quoting a 5,000-element list costs ~8 us an element in Python, and PostgreSQL parses JSON in C.
+# `= ANY(ARRAY(...))` keeps the lookups index scans whatever the planner guesses for the JSON.
+RESOLVE_CUSTOMERS_SQL = (
+    "SELECT external_id, id FROM proactive_customer WHERE tenant_id = %s "
+    "AND external_id = ANY(ARRAY(SELECT json_array_elements_text(%s::json)))"
+)
+
 CREATE_CUSTOMERS_SQL = """
 INSERT INTO proactive_customer (tenant_id, external_id, name, email, attributes, created_at, updated_at)
-SELECT %(tenant)s, x, '', '', '{}'::jsonb, %(now)s, %(now)s FROM unnest(%(externals)s::text[]) AS x ORDER BY x
+SELECT %(tenant)s, x, '', '', '{}'::jsonb, %(now)s, %(now)s
+FROM json_array_elements_text(%(externals)s::json) AS x ORDER BY x
 ON CONFLICT (tenant_id, external_id) DO NOTHING
+RETURNING external_id, id
 """
 
-INSERT_ROWS_SQL = """
-WITH ins AS (
-    INSERT INTO proactive_signal (tenant_id, customer_id, key, name, timestamp, properties, received_at)
-    SELECT %(tenant)s, st.customer_id, st.key, st.name, st.ts, st.properties, %(now)s
-    FROM (SELECT DISTINCT ON (key) * FROM signal_staging ORDER BY key, ord) st
-    ORDER BY st.key
-    ON CONFLICT (tenant_id, key) DO NOTHING
-    RETURNING customer_id, name, timestamp
+EXISTING_KEYS_SQL = (
+    "SELECT key FROM proactive_signal WHERE tenant_id = %s "
+    "AND key = ANY(ARRAY(SELECT json_array_elements_text(%s::json)))"
+)
+
+COPY_SIGNALS_SQL = (
+    "COPY proactive_signal (tenant_id, customer_id, key, name, timestamp, properties, received_at) FROM STDIN"
+)
+
+# Rollups of the rows just stored, aggregated in SQL from [customer id, name, timestamp]
+# triples: one upsert of SignalDaily and one of SignalName, each in lock order.
+ROLLUPS_SQL = """
+WITH r AS (
+    SELECT (e->>0)::bigint AS customer_id, e->>1 AS name, (e->>2)::timestamptz AS ts
+    FROM json_array_elements(%(rows)s::json) AS e
 ), daily AS (
     INSERT INTO proactive_signaldaily AS d (tenant_id, customer_id, name, day, count, last_at)
-    SELECT %(tenant)s, customer_id, name, (timestamp AT TIME ZONE 'UTC')::date, count(*), max(timestamp)
-    FROM ins GROUP BY 2, 3, 4 ORDER BY 2, 3, 4
+    SELECT %(tenant)s, customer_id, name, (ts AT TIME ZONE 'UTC')::date, count(*), max(ts)
+    FROM r GROUP BY 2, 3, 4 ORDER BY 2, 3, 4
     ON CONFLICT (tenant_id, customer_id, name, day)
     DO UPDATE SET count = d.count + EXCLUDED.count, last_at = greatest(d.last_at, EXCLUDED.last_at)
-), names AS (
-    INSERT INTO proactive_signalname AS n (tenant_id, name, total, first_seen, last_seen)
-    SELECT %(tenant)s, name, count(*), min(timestamp), max(timestamp) FROM ins GROUP BY 2 ORDER BY 2
-    ON CONFLICT (tenant_id, name) DO UPDATE SET total = n.total + EXCLUDED.total,
-        first_seen = least(n.first_seen, EXCLUDED.first_seen),
-        last_seen = greatest(n.last_seen, EXCLUDED.last_seen)
 )
-SELECT count(*) FROM ins
+INSERT INTO proactive_signalname AS n (tenant_id, name, total, first_seen, last_seen)
+SELECT %(tenant)s, name, count(*), min(ts), max(ts) FROM r GROUP BY 2 ORDER BY 2
+ON CONFLICT (tenant_id, name) DO UPDATE SET total = n.total + EXCLUDED.total,
+    first_seen = least(n.first_seen, EXCLUDED.first_seen),
+    last_seen = greatest(n.last_seen, EXCLUDED.last_seen)
 """
+
+# The race-proof path (after FAST_ATTEMPTS unique violations), from [key, customer id, name,
+# timestamp, properties JSON text] rows in key order: only the rows actually stored come back
+# from RETURNING and feed the same rollups.
+INSERT_ON_CONFLICT_SQL = """
+INSERT INTO proactive_signal (tenant_id, customer_id, key, name, timestamp, properties, received_at)
+SELECT %(tenant)s, (e->>1)::bigint, e->>0, e->>2, (e->>3)::timestamptz, (e->>4)::jsonb, %(now)s
+FROM json_array_elements(%(rows)s::json) WITH ORDINALITY AS u(e, ord)
+ORDER BY u.ord
+ON CONFLICT (tenant_id, key) DO NOTHING
+RETURNING customer_id, name, timestamp
+"""
+
+
+def _copy_text(value: str) -> str:
+    """A value in COPY's text format: backslash, tab, newline and carriage return escaped."""
+    if "\\" in value:
+        value = value.replace("\\", "\\\\")
+    if not value.isprintable():
+        value = value.replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return value
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Jsonb):
+        return json.dumps(value.obj)
+    return value
+
+
+class _KeyRace(Exception):
+    """Another transaction committed one of our keys between the probe and the COPY."""
 
 
 def signals_copy_insert(*, tenant_id: int, rows: Iterable[tuple], received_at: datetime) -> int:
     """The fast path: rows are (key, customer external_id, name, timestamp, properties) with the
-    timestamp aware (or ISO text) and properties Jsonb (or JSON text). Creates unknown customers,
-    resolves external ids with one index lookup (no join the planner could misjudge right after
-    a bulk load), COPYs into a staging table and inserts new keys plus their rollups. Returns
-    the number of rows stored (the rest were duplicates)."""
-    rows = rows if isinstance(rows, list) else list(rows)
-    externals = sorted({r[1] for r in rows})
-    params = {"tenant": tenant_id, "now": received_at, "externals": externals}
+    timestamp aware (or ISO text) and properties JSON text (or Jsonb). Stores the rows whose key
+    is new (the first one of a key repeated in `rows`), creates unknown customers and updates the
+    rollups, in one transaction; returns the number of rows stored (the rest were duplicates)."""
+    first: dict[str, tuple] = {}
+    for row in rows:
+        if row[0] not in first:
+            first[row[0]] = row
+    batch = [
+        (key, ext, name, _as_text(ts), _as_text(props))
+        for key, ext, name, ts, props in (first[k] for k in sorted(first))
+    ]
+    if not batch:
+        return 0
+
+    def attempt(n: int) -> int:
+        try:
+            return _store(tenant_id, batch, received_at, fast=n < FAST_ATTEMPTS)
+        except _KeyRace:
+            return attempt(n + 1)
+
+    return _retrying(lambda: attempt(1))
+
+
+def _customer_ids(cur: psycopg.Cursor, tenant_id: int, externals: list[str], now: datetime) -> dict[str, int]:
+    """external_id -> id, creating the unknown ones: one lookup when every customer exists."""
+    cur.execute(RESOLVE_CUSTOMERS_SQL, [tenant_id, _dumps(externals)])
+    ids = dict(cur.fetchall())
+    missing = [e for e in externals if e not in ids]
+    if missing:
+        cur.execute(CREATE_CUSTOMERS_SQL, {"tenant": tenant_id, "now": now, "externals": _dumps(missing)})
+        ids.update(cur.fetchall())
+        raced = [e for e in missing if e not in ids]  # created meanwhile by a concurrent batch
+        if raced:
+            cur.execute(RESOLVE_CUSTOMERS_SQL, [tenant_id, _dumps(raced)])
+            ids.update(cur.fetchall())
+    return ids
+
+
+def _store(tenant_id: int, batch: list[tuple], received_at: datetime, *, fast: bool) -> int:
     with transaction.atomic(), connection.cursor() as cursor:
         cur = cursor.cursor  # the psycopg cursor, for COPY
-        cur.execute("SET LOCAL work_mem = '64MB'")
-        cur.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS signal_staging (ord serial, key text, customer_id bigint, "
-            "name text, ts timestamptz, properties jsonb) ON COMMIT DELETE ROWS"
-        )
-        cur.execute(CREATE_CUSTOMERS_SQL, params)
-        cur.execute(
-            "SELECT external_id, id FROM proactive_customer WHERE tenant_id = %(tenant)s "
-            "AND external_id = ANY(%(externals)s::text[])",
-            params,
-        )
-        ids = dict(cur.fetchall())
-        with cur.copy("COPY signal_staging (key, customer_id, name, ts, properties) FROM STDIN") as copy:
-            for key, ext, name, ts, props in rows:
-                copy.write_row((key, ids[ext], name, ts, props))
-        cur.execute(INSERT_ROWS_SQL, params)
-        inserted = cur.fetchone()[0]
-        cur.execute("TRUNCATE signal_staging")
-    return int(inserted)
+        ids = _customer_ids(cur, tenant_id, sorted({r[1] for r in batch}), received_at)
+        if fast:
+            cur.execute(EXISTING_KEYS_SQL, [tenant_id, _dumps([r[0] for r in batch])])
+            existing = {k for (k,) in cur.fetchall()}
+            new = [r for r in batch if r[0] not in existing] if existing else batch
+            if not new:
+                return 0
+            prefix = f"{tenant_id}\t"
+            suffix = f"\t{received_at.isoformat()}\n"
+            payload = "".join(
+                [
+                    f"{prefix}{ids[ext]}\t{_copy_text(key)}\t{_copy_text(name)}\t{ts}\t{_copy_text(props)}{suffix}"
+                    for key, ext, name, ts, props in new
+                ]
+            ).encode()
+            try:
+                with cur.copy(COPY_SIGNALS_SQL) as copy:
+                    copy.write(payload)
+            except psycopg.errors.UniqueViolation:
+                raise _KeyRace from None
+            stored = [(ids[ext], name, ts) for _key, ext, name, ts, _props in new]
+        else:
+            rows = [(key, ids[ext], name, ts, props) for key, ext, name, ts, props in batch]
+            cur.execute(
+                INSERT_ON_CONFLICT_SQL, {"tenant": tenant_id, "now": received_at, "rows": _dumps(rows)}
+            )
+            stored = [(cid, name, ts.isoformat()) for cid, name, ts in cur.fetchall()]
+            if not stored:
+                return 0
+        cur.execute(ROLLUPS_SQL, {"tenant": tenant_id, "rows": _dumps(stored)})
+    return len(stored)
 
 
 def _customer_error(rec: Any) -> tuple[str | None, dict | None]:

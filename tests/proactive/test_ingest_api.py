@@ -8,6 +8,9 @@ import pytest
 from django.db import connection
 from django.test import Client
 from django.utils import timezone
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from accounts.services import api_key_create
 from proactive.models import Customer, RiskScore, Signal, SignalDaily, SignalName
@@ -149,17 +152,86 @@ def test_the_rate_limit_is_per_key_with_retry_after(api, tenant, settings):
     assert Signal.objects.for_tenant(tenant).count() == 0
 
 
-def test_nothing_is_half_written_when_the_insert_fails(api, tenant, monkeypatch):
+def test_nothing_is_half_written_when_the_rollups_fail(api, tenant, monkeypatch):
+    """The rollup upsert runs after the customers were created and the signals COPYed."""
     from proactive import ingest
 
-    broken = ingest.INSERT_ROWS_SQL.replace("SELECT count(*) FROM ins", "SELECT 1 / 0 FROM ins")
-    monkeypatch.setattr(ingest, "INSERT_ROWS_SQL", broken)
+    broken = ingest.ROLLUPS_SQL.replace("SELECT %(tenant)s, name, count(*)", "SELECT %(tenant)s, name, 1 / 0")
+    assert broken != ingest.ROLLUPS_SQL
+    monkeypatch.setattr(ingest, "ROLLUPS_SQL", broken)
     client = Client(raise_request_exception=False, HTTP_AUTHORIZATION=api.defaults["HTTP_AUTHORIZATION"])
     response = post(client, SIGNALS, {"signals": [sig("k1", customer="new"), sig("k2")]})
     assert response.status_code == 500
     assert Signal.objects.for_tenant(tenant).count() == 0
     assert Customer.objects.for_tenant(tenant).count() == 0
     assert SignalDaily.objects.for_tenant(tenant).count() == 0
+    assert SignalName.objects.for_tenant(tenant).count() == 0
+
+
+def test_awkward_text_is_stored_exactly_and_lone_surrogates_are_per_record_errors(api, tenant):
+    """Keys and properties go into COPY's text format: tabs, newlines and backslashes are escaped."""
+    key = "a\tb\nc\\d\re"
+    props = {"path": "C:\\tmp\\new", "note": "line1\nline2\t\u00e9\u4e2d", "nested": {"q": '"\\N'}}
+    body = (
+        '{"signals": ['
+        + json.dumps(sig(key, customer="c\\1", properties=props))
+        + ","
+        + json.dumps(sig("lone", properties={"x": "\ud800"}))
+        + ","
+        + json.dumps(sig("\udc00"))
+        + ","
+        + json.dumps(sig("\\N"))
+        + "]}"
+    )
+    response = api.post(SIGNALS, data=body, content_type="application/json")
+    assert response.status_code == 200, response.content
+    got = response.json()
+    assert (got["accepted"], got["rejected"]) == (2, 2)
+    assert [(e["index"], "surrogate" in e["error"]) for e in got["errors"]] == [(1, True), (2, True)]
+    stored = Signal.objects.for_tenant(tenant).select_related("customer").get(key=key)
+    assert stored.properties == props
+    assert stored.customer.external_id == "c\\1"
+    assert Signal.objects.for_tenant(tenant).filter(key="\\N").exists()
+
+
+def test_a_key_race_retries_and_then_falls_back_to_on_conflict(api, tenant, monkeypatch):
+    """A probe that misses stored keys (what a concurrent commit looks like) makes the COPY fail
+    on the unique index; the batch is retried and finally stored with ON CONFLICT DO NOTHING."""
+    from proactive import ingest
+
+    first = [sig(f"k{i}", customer=f"c{i % 3}") for i in range(6)]
+    assert post(api, SIGNALS, {"signals": first}).json()["accepted"] == 6
+    calls = []
+    real = ingest._store
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs["fast"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ingest, "EXISTING_KEYS_SQL", ingest.EXISTING_KEYS_SQL + " AND false")
+    monkeypatch.setattr(ingest, "_store", spy)
+    again = first + [sig("k9", customer="c9", ts=datetime(2025, 5, 3, 12, tzinfo=UTC))]
+    body = post(api, SIGNALS, {"signals": again}).json()
+    assert (body["accepted"], body["duplicates"], body["rejected"]) == (1, 6, 0)
+    assert calls == [True] * (ingest.FAST_ATTEMPTS - 1) + [False]
+    assert Signal.objects.for_tenant(tenant).count() == 7
+    assert sum(SignalDaily.objects.for_tenant(tenant).values_list("count", flat=True)) == 7
+    day = SignalDaily.objects.for_tenant(tenant).get(customer__external_id="c9")
+    assert (day.day.isoformat(), day.count) == ("2025-05-03", 1)
+    assert SignalName.objects.for_tenant(tenant).get(name="session.started").total == 7
+
+
+def test_the_on_conflict_path_keeps_every_contract_semantic(api, tenant, monkeypatch):
+    from proactive import ingest
+
+    monkeypatch.setattr(ingest, "FAST_ATTEMPTS", 1)
+    batch = [sig(f"k{i}", customer=f"c{i % 3}") for i in range(5)] + [sig("k1"), sig("bad", name="Bad")]
+    body = post(api, SIGNALS, {"signals": batch}).json()
+    assert (body["accepted"], body["duplicates"], body["rejected"]) == (5, 1, 1)
+    body = post(api, SIGNALS, {"signals": batch}).json()
+    assert (body["accepted"], body["duplicates"], body["rejected"]) == (0, 6, 1)
+    assert Signal.objects.for_tenant(tenant).count() == 5
+    assert sum(SignalDaily.objects.for_tenant(tenant).values_list("count", flat=True)) == 5
 
 
 @pytest.mark.django_db(transaction=True)
@@ -273,3 +345,41 @@ def test_the_schema_describes_the_ingestion_endpoints(api):
     assert schema.status_code == 200
     paths = json.loads(schema.content)["paths"]
     assert "/api/v1/signals/batch" in paths and "/api/v1/customers/{external_id}" in paths
+
+
+json_trees = st.recursive(
+    st.none() | st.integers() | st.text(max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["a", "b"]), inner, max_size=2)
+    ),
+    max_leaves=40,
+)
+
+
+def _nest(value, depth):
+    for i in range(depth):
+        value = [value] if i % 2 else {"a": value}
+    return value
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(
+    records=st.lists(
+        json_trees | st.dictionaries(st.sampled_from(["id", "properties", "x"]), json_trees, max_size=3),
+        max_size=4,
+    ),
+    extra=json_trees,
+    pad=st.integers(0, 70),
+    limit=st.integers(1, 8) | st.just(64),
+)
+def test_the_signals_depth_check_agrees_with_the_full_walk(records, extra, pad, limit):
+    from accounts.api_parsers import json_depth_exceeds
+    from proactive.api import _signals_depth_exceeds
+
+    for data in (
+        {"signals": records, "other": extra},
+        {"signals": [*records, {"properties": _nest(1, pad)}]},
+        {"signals": _nest(records, pad)},
+        records,
+    ):
+        assert _signals_depth_exceeds(data, limit) == json_depth_exceeds(data, limit)
