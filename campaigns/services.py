@@ -50,7 +50,7 @@ from campaigns.conditions import (
     parse_condition,
 )
 from campaigns.models import Campaign, Incident, Outreach, Playbook, Priority
-from proactive.features.compute import features_query
+from proactive.features.compute import feature_session, features_query
 from proactive.features.metrics import Metric
 
 log = logging.getLogger(__name__)
@@ -238,39 +238,56 @@ def playbook_backtest(
 ) -> dict[str, Any]:
     """As of each of the last `days` days: whom the trigger matched, and how many of them
     contacted support in [day, day + window). Precision is pooled over days whose window has
-    fully elapsed; `base_rate` is the share of all customers who contacted in the same windows."""
+    fully elapsed; `base_rate` is the share of all customers who contacted in the same windows.
+
+    The contacts of all days come from one scan into a temp table, and each day's features are
+    materialised (and analysed) before they are joined: planned as one statement, the grouped
+    feature subquery was estimated at 200 rows and re-run per customer in a nested loop (809 s
+    for `count(onboarding.step_completed, 365)` on 2,000 customers)."""
     condition = parse_condition(trigger, "trigger")
     as_of = as_of or timezone.now()
     window = timedelta(days=window_days or tenant.horizon_days)
     metrics = condition_metrics(condition)
     where, where_params = compile_sql(condition, columns_for(metrics, "g"))
     contact, contact_params = contact_match_sql(tenant)
+    first_day = as_of - timedelta(days=days)
     rows = []
-    for back in range(days, 0, -1):
-        day = as_of - timedelta(days=back)
-        feat_sql, feat_params, _ = features_query(tenant_id=tenant.pk, as_of=day, metrics=metrics)
-        sql = (
-            f"SELECT count(*) FILTER (WHERE {where}), count(*) FILTER (WHERE {where} AND g.contacted), "  # noqa: S608
-            "count(*), count(*) FILTER (WHERE g.contacted) FROM ("
-            f"  SELECT f.*, EXISTS (SELECT 1 FROM proactive_signal s WHERE s.tenant_id = %s "
-            f"    AND s.customer_id = f.customer_id AND s.timestamp >= %s AND s.timestamp < %s AND {contact}"
-            f"  ) AS contacted FROM ({feat_sql}) f) g"
+    with feature_session() as cur:
+        cur.execute("DROP TABLE IF EXISTS bt_contacts, bt_features")
+        cur.execute(
+            "CREATE TEMP TABLE bt_contacts ON COMMIT DROP AS "  # noqa: S608
+            "SELECT s.customer_id, s.timestamp FROM proactive_signal s "
+            f"WHERE s.tenant_id = %s AND s.timestamp >= %s AND s.timestamp < %s AND {contact}",
+            [tenant.pk, first_day, as_of - timedelta(days=1) + window, *contact_params],
         )
-        params = [*where_params, *where_params, tenant.pk, day, day + window, *contact_params, *feat_params]
-        with connection.cursor() as cur:
-            cur.execute(sql, params)
+        cur.execute("ANALYZE bt_contacts")
+        for back in range(days, 0, -1):
+            day = as_of - timedelta(days=back)
+            feat_sql, feat_params, _ = features_query(tenant_id=tenant.pk, as_of=day, metrics=metrics)
+            cur.execute("DROP TABLE IF EXISTS bt_features")
+            cur.execute(f"CREATE TEMP TABLE bt_features ON COMMIT DROP AS {feat_sql}", feat_params)
+            cur.execute("ANALYZE bt_features")
+            cur.execute(
+                f"SELECT count(*) FILTER (WHERE {where}), count(*) FILTER (WHERE {where} AND g.contacted), "  # noqa: S608
+                "count(*), count(*) FILTER (WHERE g.contacted) FROM ("
+                "  SELECT f.*, k.customer_id IS NOT NULL AS contacted FROM bt_features f LEFT JOIN ("
+                "    SELECT DISTINCT customer_id FROM bt_contacts WHERE timestamp >= %s AND timestamp < %s"
+                "  ) k ON k.customer_id = f.customer_id) g",
+                [*where_params, *where_params, day, day + window],
+            )
             matched, hits, customers, contacted = cur.fetchone()
-        rows.append(
-            {
-                "as_of": day.isoformat(),
-                "matched": matched,
-                "contacted": hits,
-                "precision": hits / matched if matched else None,
-                "customers": customers,
-                "base_rate": contacted / customers if customers else None,
-                "complete": day + window <= as_of,
-            }
-        )
+            rows.append(
+                {
+                    "as_of": day.isoformat(),
+                    "matched": matched,
+                    "contacted": hits,
+                    "precision": hits / matched if matched else None,
+                    "customers": customers,
+                    "base_rate": contacted / customers if customers else None,
+                    "complete": day + window <= as_of,
+                }
+            )
+        cur.execute("DROP TABLE IF EXISTS bt_contacts, bt_features")
     done = [r for r in rows if r["complete"]]
     matched = sum(r["matched"] for r in done)
     hits = sum(r["contacted"] for r in done)

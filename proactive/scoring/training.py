@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import numpy as np
-from django.db import connection
 
 from accounts.models import Tenant
-from proactive.features.compute import compute_features, default_metrics, features_query
+from proactive.features.compute import compute_features, default_metrics, range_matrix
 from proactive.features.metrics import Kind, Metric, parse_metric
 from proactive.scoring import model as ml
 from proactive.scoring.labels import customer_first_seen, labels_for
@@ -54,15 +53,7 @@ def range_features(
     Filters by id range, not by an id list: an `= ANY(20,000 ids)` filter made the same
     query ~10x slower here.
     """
-    sql, params, aliases = features_query(
-        tenant_id=tenant.pk, as_of=as_of, metrics=metrics, id_range=(lo, hi)
-    )
-    with connection.cursor() as cur:
-        cur.execute(f"SELECT * FROM ({sql}) f ORDER BY customer_id", params)  # noqa: S608
-        rows = cur.fetchall()
-    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-    values = np.array([r[1:] for r in rows], dtype=np.float64).reshape(len(rows), len(aliases))
-    return ids, values
+    return range_matrix(tenant=tenant, as_of=as_of, metrics=metrics, lo=lo, hi=hi)
 
 
 @dataclass

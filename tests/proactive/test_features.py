@@ -212,3 +212,42 @@ def test_default_features_run_end_to_end(tenant, world):
     frame = compute_features(tenant=tenant, as_of=BASE)
     assert frame.values.shape == (8, len(frame.names))
     assert frame.values.dtype == np.float64
+
+
+@pytest.mark.parametrize("as_of", [BASE, BASE - timedelta(days=2, hours=5, minutes=17, seconds=3)])
+def test_the_sql_features_agree_with_the_frame(tenant, world, as_of):
+    """Conditions read `features_query` (SQL); the model reads `compute_features` (numpy pivot)."""
+    numeric = [m for m in METRICS if m.kind is not Kind.ATTRIBUTE]
+    sql, params, aliases = features_query(tenant_id=tenant.pk, as_of=as_of, metrics=numeric)
+    with connection.cursor() as cur:
+        cur.execute(f"SELECT * FROM ({sql}) f ORDER BY customer_id", params)  # noqa: S608
+        rows = cur.fetchall()
+    frame = compute_features(tenant=tenant, as_of=as_of, metrics=numeric)
+    assert [r[0] for r in rows] == list(frame.customer_ids)
+    got = np.array([r[1:] for r in rows], dtype=np.float64)
+    np.testing.assert_allclose(frame.values, got, rtol=1e-9, atol=1e-9)
+
+
+def test_many_patterns_spill_into_a_second_bit_word(tenant, world):
+    names = [f"x{i}.n" for i in range(70)]
+    signals_ingest(
+        tenant=tenant,
+        records=[
+            {
+                "id": f"many-{i}",
+                "customer": "c0",
+                "name": n,
+                "timestamp": (BASE - timedelta(hours=i)).isoformat(),
+            }
+            for i, n in enumerate(names)
+        ],
+        now=BASE,
+    )
+    metrics = [parse_metric(f"count(x{i}.*, 7)") for i in range(70)]
+    frame = compute_features(tenant=tenant, as_of=BASE, metrics=metrics)
+    c0 = Customer.objects.for_tenant(tenant).get(external_id="c0").pk
+    assert all(v == 1.0 for v in frame.row(c0).values())
+    sql, params, _ = features_query(tenant_id=tenant.pk, as_of=BASE, metrics=metrics, customer_ids=[c0])
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        assert cur.fetchone()[1:] == (1.0,) * 70
