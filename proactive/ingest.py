@@ -123,14 +123,13 @@ def _signal_error(rec: Any, latest: datetime, *, check_nul: bool = True) -> tupl
     return None, (key, customer, name, ts, props_json)
 
 
-def _echo_id(rec: Any) -> Any:
-    """The record's id for its error entry, always renderable as JSON (lone surrogates escaped)."""
+def _echo_id(rec: Any) -> str | None:
+    """The record's id for its error entry: a string (lone surrogates escaped so the response
+    renders) or null, as the contract's schema says (an id of another type is not echoed)."""
     key = rec.get("id") if isinstance(rec, dict) else None
-    if isinstance(key, str) and not _valid_unicode(key):
-        return key.encode("utf-8", "backslashreplace").decode()
-    if isinstance(key, dict | list):
-        return None if not _valid_unicode(_dumps(key)) else key
-    return key
+    if not isinstance(key, str):
+        return None
+    return key if _valid_unicode(key) else key.encode("utf-8", "backslashreplace").decode()
 
 
 def _sqlstate(exc: BaseException) -> str | None:
