@@ -142,6 +142,7 @@ def _signal_rows_sql(
     plan: _Plan,
     customer_ids: Sequence[int] | None,
     id_range: tuple[int, int] | None,
+    rollups: bool = True,
 ) -> tuple[str, list]:
     """Per (customer, signal name): `customer_id, bits0.., w<D>.. (int), last_at`, rollups and
     raw edge rows as separate rows (sum and max them). `bitsJ` has bit k set when the name
@@ -192,6 +193,27 @@ def _signal_rows_sql(
     raw_where += f_sql
     raw_where_params += f_params
 
+    bit_cols, bit_params = _bits_sql(plan)
+    cols = ", ".join(["u.customer_id", *bit_cols, *(f"u.w{d}" for d in windows), "u.last_at"])
+    # Only generated identifiers are interpolated; every value is a parameter.
+    rollup_sql = (
+        f"SELECT d.customer_id, d.name, {', '.join(roll_cols)} FROM proactive_signaldaily d "  # noqa: S608
+        f"WHERE {roll_where} GROUP BY d.customer_id, d.name UNION ALL "
+    )
+    sql = (
+        f"SELECT {cols} FROM ({rollup_sql if rollups else ''}"  # noqa: S608
+        # Materialised so that the scan is planned on its own: otherwise the planner liked the
+        # (tenant, customer, timestamp) index for its order and walked every signal (10 s).
+        f"(WITH s AS MATERIALIZED (SELECT s.customer_id, s.name, s.timestamp FROM proactive_signal s "
+        f"WHERE {raw_where}) SELECT s.customer_id, s.name, {', '.join(raw_cols)} FROM s "
+        f"GROUP BY s.customer_id, s.name)) u"
+    )
+    rollup_params = roll_params + roll_where_params if rollups else []
+    return sql, bit_params + rollup_params + raw_where_params + raw_params
+
+
+def _bits_sql(plan: _Plan) -> tuple[list[str], list]:
+    """`bits0..` columns over `u.name`: bit k of word J set when the name matches pattern 62*J + k."""
     bit_cols, bit_params = [], []
     for w in range(plan.words):
         terms = []
@@ -200,20 +222,47 @@ def _signal_rows_sql(
             terms.append(f"CASE WHEN {cond} THEN {1 << k}::int8 ELSE 0::int8 END")
             bit_params.extend(cond_params)
         bit_cols.append(f"({' + '.join(terms) if terms else '0::int8'}) AS bits{w}")
-    cols = ", ".join(["u.customer_id", *bit_cols, *(f"u.w{d}" for d in windows), "u.last_at"])
+    return bit_cols, bit_params
+
+
+def _rollup_multi_sql(
+    *, tenant_id: int, as_ofs: Sequence[datetime], plan: _Plan, id_range: tuple[int, int]
+) -> tuple[str, list]:
+    """Rollup rows per (customer, name) for several as-of times in one scan: `customer_id,
+    bits0.., w<K>_<D> (full days of window D before cut-off K), last<K> (epoch, NaN if none)`.
+    Each cut-off sees only days before its own date; its edges come from raw rows."""
+    cols, params = [], []
+    bounds = []
+    for k, as_of in enumerate(as_ofs):
+        today = _utc(as_of).date()
+        bounds.append(today)
+        for d in plan.windows:
+            if d == 1:
+                cols.append(f"0 AS w{k}_1")
+                continue
+            cols.append(
+                f"coalesce(sum(d.count) FILTER (WHERE d.day >= %s AND d.day < %s), 0)::int AS w{k}_{d}"
+            )
+            params += [today - timedelta(days=d - 1), today]
+        if plan.needs_last:
+            cols.append(f"max(d.last_at) FILTER (WHERE d.day < %s) AS last{k}")
+            params.append(today)
+    where, where_params = "d.tenant_id = %s AND d.day < %s", [tenant_id, max(bounds)]
+    if not plan.needs_last:
+        where += " AND d.day >= %s"
+        where_params.append(min(bounds) - timedelta(days=max(plan.windows) - 1))
+    f_sql, f_params = _customer_filter("d.customer_id", None, id_range)
+    bit_cols, bit_params = _bits_sql(plan)
+    out = ["u.customer_id", *bit_cols]
+    for k in range(len(as_ofs)):
+        out += [f"u.w{k}_{d}" for d in plan.windows]
+        if plan.needs_last:
+            out.append(f"coalesce(extract(epoch FROM u.last{k})::float8, 'NaN') AS last{k}")
     sql = (
-        # Only generated identifiers are interpolated; every value is a parameter.
-        f"SELECT {cols} FROM ("  # noqa: S608
-        f"SELECT d.customer_id, d.name, {', '.join(roll_cols)} FROM proactive_signaldaily d "
-        f"WHERE {roll_where} GROUP BY d.customer_id, d.name "
-        f"UNION ALL "
-        # Materialised so that the scan is planned on its own: otherwise the planner liked the
-        # (tenant, customer, timestamp) index for its order and walked every signal (10 s).
-        f"(WITH s AS MATERIALIZED (SELECT s.customer_id, s.name, s.timestamp FROM proactive_signal s "
-        f"WHERE {raw_where}) SELECT s.customer_id, s.name, {', '.join(raw_cols)} FROM s "
-        f"GROUP BY s.customer_id, s.name)) u"
+        f"SELECT {', '.join(out)} FROM (SELECT d.customer_id, d.name, {', '.join(cols)} "  # noqa: S608
+        f"FROM proactive_signaldaily d WHERE {where}{f_sql} GROUP BY d.customer_id, d.name) u"
     )
-    return sql, bit_params + roll_params + roll_where_params + raw_where_params + raw_params
+    return sql, bit_params + params + where_params + f_params
 
 
 def features_query(
@@ -406,15 +455,29 @@ def signal_aggregates(
         [("customer_id", "int8"), *((w, "int8") for w in words), *((f"w{d}", "int4") for d in plan.windows),
          ("last_epoch", "float8")],
     )  # fmt: skip
+    return _pivot(
+        plan, customer_ids, rows["customer_id"], [rows[w] for w in words],
+        {d: rows[f"w{d}"] for d in plan.windows}, rows["last_epoch"],
+    )  # fmt: skip
+
+
+def _pivot(
+    plan: _Plan,
+    customer_ids: np.ndarray,
+    got: np.ndarray,
+    bits: list[np.ndarray],
+    windows: dict[int, np.ndarray],
+    last: np.ndarray,
+) -> dict[tuple[str, str], np.ndarray]:
+    """Sum (and max) the per-(customer, name) rows of each pattern into per-customer arrays."""
     n = len(customer_ids)
-    got = rows["customer_id"]
     idx = np.searchsorted(customer_ids, got)
     known = idx < n
     known[known] = customer_ids[idx[known]] == got[known]
     idx = idx[known]
-    bits = [rows[w][known] for w in words]
-    windows = {d: rows[f"w{d}"][known].astype(np.float64) for d in plan.windows}
-    last = rows["last_epoch"][known]
+    bits = [b[known] for b in bits]
+    windows = {d: w[known].astype(np.float64) for d, w in windows.items()}
+    last = last[known]
     out: dict[tuple[str, str], np.ndarray] = {}
     for pattern in ["*", *plan.patterns]:
         bit = plan.bit(pattern)
@@ -423,9 +486,8 @@ def signal_aggregates(
         for d in plan.windows:
             out[(pattern, f"w{d}")] = np.bincount(where, weights=windows[d][sel], minlength=n)
         if plan.needs_last:
-            latest = np.full(n, -np.inf)
-            np.maximum.at(latest, where, last[sel])
-            latest[np.isneginf(latest)] = np.nan
+            latest = np.full(n, np.nan)
+            np.fmax.at(latest, where, last[sel])  # fmax: NaN means "no signal", not "unknown"
             out[(pattern, "last")] = latest
     return out
 
@@ -519,7 +581,19 @@ def _feature_matrix(
             cur, tenant_id=tenant_id, as_of=as_of, plan=plan, customer_ids=ids, id_range=id_range,
             restrict=restrict,
         )  # fmt: skip
-    out = np.empty((len(ids), width), dtype=np.float64)
+    return ids, _assemble(metrics, profile, width, cols, agg, now)
+
+
+def _assemble(
+    metrics: Sequence[Metric],
+    profile: dict[str, tuple[str, list]],
+    width: int,
+    cols: dict[str, np.ndarray],
+    agg: dict[tuple[str, str], np.ndarray],
+    now: float,
+) -> np.ndarray:
+    """The feature columns, in the order of `column_names`, from customer columns and pattern sums."""
+    out = np.empty((len(cols["signup"]), width), dtype=np.float64)
     col, attr_col = 0, 0
     for m in metrics:
         if m.kind is Kind.ATTRIBUTE:
@@ -540,7 +614,7 @@ def _feature_matrix(
         elif m.kind is Kind.RISK_SCORE:
             out[:, col] = cols["risk"]
         col += 1
-    return ids, out
+    return out
 
 
 def column_names(metrics: Sequence[Metric], profile: dict[str, tuple[str, list]]) -> list[str]:
@@ -609,6 +683,61 @@ def range_matrix(
             cur, tenant_id=tenant.pk, as_of=as_of, metrics=metrics, profile={}, width=len(metrics),
             id_range=(lo, hi),
         )  # fmt: skip
+
+
+def range_matrices(
+    *, tenant: Tenant, as_ofs: Sequence[datetime], metrics: Sequence[Metric], lo: int, hi: int
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Numeric features of every customer with lo <= id <= hi as of each of `as_ofs`: (ids, one
+    matrix per as-of). The rollups are read once for all as-of times (conditional aggregates per
+    cut-off); only each cut-off's partial edge days are read per cut-off from raw signals."""
+    metrics = list(metrics)
+    if any(m.kind is Kind.ATTRIBUTE for m in metrics):
+        raise ValueError("range_matrices computes numeric metrics only")
+    width = len(metrics)
+    plan = _Plan.of(metrics)
+    with feature_session() as cur:
+        ids, cols = _customer_columns(
+            cur, tenant_id=tenant.pk, metrics=metrics, profile={}, id_range=(lo, hi), restrict=None
+        )
+        if not len(ids) or not as_ofs:
+            return ids, [np.empty((len(ids), width)) for _ in as_ofs]
+        if not plan.needs_signals:
+            return ids, [_assemble(metrics, {}, width, cols, {}, _utc(a).timestamp()) for a in as_ofs]
+        words = [f"bits{w}" for w in range(plan.words)]
+        spec = [("customer_id", "int8"), *((w, "int8") for w in words)]
+        for k in range(len(as_ofs)):
+            spec += [(f"w{k}_{d}", "int4") for d in plan.windows]
+            spec += [(f"last{k}", "float8")] if plan.needs_last else []
+        roll = _packed(
+            cur, *_rollup_multi_sql(tenant_id=tenant.pk, as_ofs=as_ofs, plan=plan, id_range=(lo, hi)), spec
+        )
+        raw_spec = [("customer_id", "int8"), *((w, "int8") for w in words)]
+        raw_spec += [(f"w{d}", "int4") for d in plan.windows] + [("last_epoch", "float8")]
+        matrices = []
+        for k, as_of in enumerate(as_ofs):
+            raw_sql, raw_params = _signal_rows_sql(
+                tenant_id=tenant.pk,
+                as_of=as_of,
+                plan=plan,
+                customer_ids=None,
+                id_range=(lo, hi),
+                rollups=False,
+            )
+            raw_sql = raw_sql.replace(
+                "u.last_at FROM (", "extract(epoch FROM u.last_at)::float8 AS last_epoch FROM (", 1
+            )
+            raw = _packed(cur, raw_sql, raw_params, raw_spec)
+            nan = np.full(len(roll["customer_id"]), np.nan)
+            agg = _pivot(
+                plan, ids,
+                np.concatenate([roll["customer_id"], raw["customer_id"]]),
+                [np.concatenate([roll[w], raw[w]]) for w in words],
+                {d: np.concatenate([roll[f"w{k}_{d}"], raw[f"w{d}"]]) for d in plan.windows},
+                np.concatenate([roll.get(f"last{k}", nan), raw["last_epoch"]]),
+            )  # fmt: skip
+            matrices.append(_assemble(metrics, {}, width, cols, agg, _utc(as_of).timestamp()))
+    return ids, matrices
 
 
 def customer_features(*, tenant: Tenant, customer_id: int, as_of: datetime) -> dict[str, float | None]:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from accounts.models import Tenant
-from proactive.features.compute import compute_features, default_metrics, range_matrix
+from proactive.features.compute import compute_features, default_metrics, range_matrices, range_matrix
 from proactive.features.metrics import Kind, Metric, parse_metric
 from proactive.scoring import model as ml
 from proactive.scoring.labels import customer_first_seen, labels_for
@@ -89,16 +89,16 @@ def build_snapshots(
     xs, ids, idx = [], [], []
     names = [str(m) for m in metrics]
     chunk = 20_000
-    for i, cutoff in enumerate(cutoffs):
-        present = first_ids[first_seen <= cutoff.timestamp()]
-        if not len(present):
-            continue
-        for start in range(0, len(first_ids), chunk):
-            part = first_ids[start : start + chunk]
-            got, values = range_features(
-                tenant=tenant, as_of=cutoff, metrics=metrics, lo=int(part[0]), hi=int(part[-1])
-            )
-            keep = np.isin(got, present)
+    for start in range(0, len(first_ids), chunk):
+        part = first_ids[start : start + chunk]
+        # All cut-offs in one pass over the chunk's rollups (8 separate passes cost ~3x more).
+        got, matrices = range_matrices(
+            tenant=tenant, as_ofs=cutoffs, metrics=metrics, lo=int(part[0]), hi=int(part[-1])
+        )
+        pos = np.minimum(np.searchsorted(first_ids, got), len(first_ids) - 1)
+        seen = np.where(first_ids[pos] == got, first_seen[pos], np.nan)
+        for i, (cutoff, values) in enumerate(zip(cutoffs, matrices, strict=True)):
+            keep = seen <= cutoff.timestamp()  # NaN (never seen) is never kept
             xs.append(values[keep])
             ids.append(got[keep])
             idx.append(np.full(int(keep.sum()), i, dtype=np.int64))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from django.db import connection
 
-from proactive.features.compute import compute_features, default_metrics, features_query
+from proactive.features.compute import compute_features, default_metrics, features_query, range_matrices
 from proactive.features.metrics import Kind, parse_metric
 from proactive.ingest import customers_upsert, signals_ingest
 from proactive.models import Customer
@@ -251,3 +251,19 @@ def test_many_patterns_spill_into_a_second_bit_word(tenant, world):
     with connection.cursor() as cur:
         cur.execute(sql, params)
         assert cur.fetchone()[1:] == (1.0,) * 70
+
+
+def test_several_cutoffs_in_one_pass_match_one_at_a_time(tenant, world):
+    numeric = [m for m in METRICS if m.kind is not Kind.ATTRIBUTE]
+    as_ofs = [
+        BASE - timedelta(days=20, hours=11),
+        BASE - timedelta(days=2, hours=5),
+        BASE - timedelta(days=9),
+        BASE,
+    ]
+    ids = sorted(Customer.objects.for_tenant(tenant).values_list("pk", flat=True))
+    got_ids, matrices = range_matrices(tenant=tenant, as_ofs=as_ofs, metrics=numeric, lo=ids[1], hi=ids[-2])
+    assert list(got_ids) == ids[1:-1]
+    for as_of, matrix in zip(as_ofs, matrices, strict=True):
+        one = compute_features(tenant=tenant, as_of=as_of, metrics=numeric, customer_ids=ids[1:-1])
+        np.testing.assert_allclose(matrix, one.values, rtol=1e-9, atol=1e-9, err_msg=str(as_of))
