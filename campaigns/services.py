@@ -241,9 +241,10 @@ def playbook_backtest(
     fully elapsed; `base_rate` is the share of all customers who contacted in the same windows.
 
     The contacts of all days come from one scan into a temp table, and each day's features are
-    materialised (and analysed) before they are joined: planned as one statement, the grouped
-    feature subquery was estimated at 200 rows and re-run per customer in a nested loop (809 s
-    for `count(onboarding.step_completed, 365)` on 2,000 customers)."""
+    materialised (and analysed) before they are joined. Before, a correlated EXISTS per customer
+    checked contacts; with the statistics of a freshly loaded tenant the planner ran it through
+    the tenant-only index, reading all of the tenant's signals once per customer (103 s per day
+    on 2,000 demo customers; 809 s for a 14-day backtest)."""
     condition = parse_condition(trigger, "trigger")
     as_of = as_of or timezone.now()
     window = timedelta(days=window_days or tenant.horizon_days)
