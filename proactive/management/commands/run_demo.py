@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -26,7 +27,7 @@ class Command(BaseCommand):
     def handle(self, *args: object, **opts: object) -> None:
         call_command("migrate", interactive=False, verbosity=0)
         call_command("setup_periodic_tasks")
-        logins = call_command("seed_demo")
+        logins = call_command("seed_demo", stdout=io.StringIO())  # printed once, below
         if opts["no_processes"]:
             return
         port = str(opts["port"])
