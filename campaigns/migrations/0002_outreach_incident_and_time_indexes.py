@@ -5,21 +5,20 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0001_initial'),
-        ('campaigns', '0001_initial'),
-        ('proactive', '0001_initial'),
+        ("accounts", "0001_initial"),
+        ("campaigns", "0001_initial"),
+        ("proactive", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='outreach',
-            index=models.Index(fields=['tenant', 'incident'], name='outreach_incident'),
+            model_name="outreach",
+            index=models.Index(fields=["tenant", "incident"], name="outreach_incident"),
         ),
         migrations.AddIndex(
-            model_name='outreach',
-            index=models.Index(fields=['tenant', 'triggered_at'], name='outreach_tenant_triggered'),
+            model_name="outreach",
+            index=models.Index(fields=["tenant", "triggered_at"], name="outreach_tenant_triggered"),
         ),
     ]

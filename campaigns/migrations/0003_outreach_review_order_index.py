@@ -5,17 +5,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0001_initial'),
-        ('campaigns', '0002_outreach_incident_and_time_indexes'),
-        ('proactive', '0001_initial'),
+        ("accounts", "0001_initial"),
+        ("campaigns", "0002_outreach_incident_and_time_indexes"),
+        ("proactive", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='outreach',
-            index=models.Index(models.F('tenant'), models.F('status'), models.OrderBy(models.F('priority'), descending=True), models.OrderBy(models.F('risk_score'), descending=True, nulls_last=True), models.F('triggered_at'), models.F('id'), name='outreach_review_order'),
+            model_name="outreach",
+            index=models.Index(
+                models.F("tenant"),
+                models.F("status"),
+                models.OrderBy(models.F("priority"), descending=True),
+                models.OrderBy(models.F("risk_score"), descending=True, nulls_last=True),
+                models.F("triggered_at"),
+                models.F("id"),
+                name="outreach_review_order",
+            ),
         ),
     ]
