@@ -1,14 +1,18 @@
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.http import HttpRequest
+from django.http import HttpRequest, JsonResponse
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.views.decorators.http import require_POST
 
-from accounts.admin_base import ReadOnlyTenantAdmin, TenantScopedAdmin
+from accounts.admin_base import ReadOnlyTenantAdmin, TenantScopedAdmin, admin_tenant_ids
+from accounts.models import Tenant
 from campaigns.conditions import ConditionError, parse_condition, render_text
 from campaigns.models import Campaign, Incident, Outreach, Playbook
 from campaigns.services import action_validate, playbook_preview
@@ -116,6 +120,48 @@ class PlaybookAdmin(TenantScopedAdmin):
     list_display = ["name", "tenant", "enabled", "trigger_text", "cooldown_days", "holdout_percent"]
     list_filter = ["enabled"]
     readonly_fields = ["trigger_text", "preview"]
+
+    class Media:
+        js = ["js/admin_preview.js"]
+
+    def get_urls(self) -> list[URLPattern]:
+        # Before the inherited routes: "<path:object_id>/" would otherwise swallow "preview/".
+        view = self.admin_site.admin_view(require_POST(self.preview_view))
+        return [path("preview/", view, name="campaigns_playbook_preview"), *super().get_urls()]
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
+        trigger = form.base_fields.get("trigger")
+        if trigger is not None:  # the "Preview matches" button (admin_preview.js) posts here
+            trigger.widget.attrs["data-preview-url"] = reverse("admin:campaigns_playbook_preview")
+        return form
+
+    def preview_view(self, request: HttpRequest) -> JsonResponse:
+        """Preview an unsaved trigger from the add/change form, for a tenant the user administers.
+
+        The form's tenant comes from the browser, so it is checked here: an id outside the
+        user's admin tenants is a 404, exactly like a tenant that does not exist.
+        """
+        if not (self.has_add_permission(request) or self.has_change_permission(request)):
+            return JsonResponse({"error": "permission denied"}, status=403)
+        raw_tenant = request.POST.get("tenant", "").strip()
+        if not raw_tenant:
+            return JsonResponse({"error": "tenant: choose a tenant first"}, status=400)
+        tenants = Tenant.objects.all()
+        if not request.user.is_superuser:
+            tenants = tenants.filter(pk__in=admin_tenant_ids(request))
+        tenant = tenants.filter(pk=int(raw_tenant)).first() if raw_tenant.isdigit() else None
+        if tenant is None:
+            return JsonResponse({"error": "tenant: not found"}, status=404)
+        try:
+            trigger = json.loads(request.POST.get("trigger", ""))
+        except ValueError:
+            return JsonResponse({"error": "trigger: not valid JSON"}, status=400)
+        try:
+            result = playbook_preview(tenant=tenant, trigger=trigger)
+        except ConditionError as exc:
+            return JsonResponse({"error": str(exc)}, status=400)
+        return JsonResponse(result)
 
     @admin.display(description="Trigger in words")
     def trigger_text(self, obj: Playbook) -> str:

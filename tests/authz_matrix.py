@@ -90,6 +90,7 @@ MATRIX: dict[str, str] = {
     'admin:campaigns_playbook_changelist': '-----++',
     'admin:campaigns_playbook_delete': '-----++',
     'admin:campaigns_playbook_history': '-----++',
+    'admin:campaigns_playbook_preview': '-----++',  # POST: preview an unsaved trigger
     'admin:django_celery_beat_clockedschedule_add': '------+',
     'admin:django_celery_beat_clockedschedule_change': '------+',
     'admin:django_celery_beat_clockedschedule_changelist': '------+',
