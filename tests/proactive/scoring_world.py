@@ -49,7 +49,10 @@ def build(
         errors = rng.poisson(np.where(burst_left > 0, 2.5, 0.05))
         burst_left = np.maximum(burst_left - 1, 0)
         recent_errors = np.vstack([recent_errors[1:], errors])
-        logit = -5.5 + 0.35 * recent_errors.sum(axis=0) + 1.3 * prone
+        # Most of the risk is a stable trait (learnable from past contacts), the rest follows error
+        # bursts: bursts that start after a cut-off cannot be foreseen, so a world driven mostly by
+        # them gives AUCs that swing with the validation split (0.59-0.75 seen) and flaky tests.
+        logit = -6.0 + 0.35 * recent_errors.sum(axis=0) + 1.8 * prone
         contacts = (rng.random(customers) < contact_scale / (1 + np.exp(-logit))).astype(int)
         emit(day, everyone, sessions, "session.started")
         emit(day, everyone, errors, "error.sync_failed")

@@ -85,7 +85,9 @@ def test_training_stores_a_calibrated_model_with_its_metrics(tenant, world):
     model = model_train(tenant=tenant, as_of=world)
     assert model.status == RiskModel.Status.ACTIVE
     assert model.notes.startswith("Promoted")
-    assert model.metrics["auc"] > 0.6
+    # Which customers land in the evaluation half depends on database ids; over 24 id offsets this
+    # world gave AUC 0.73-0.83, so 0.65 fails only when the model stops learning.
+    assert model.metrics["auc"] > 0.65
     assert set(model.metrics) >= {"auc", "pr_auc", "brier", "base_rate", "calibration_table"}
     assert model.training_rows == model.metrics["train_rows"] > 0
     assert abs(sum(model.feature_importance.values()) - 1) < 1e-3
