@@ -54,6 +54,38 @@ def risk_ratio_stats(
     }
 
 
+def mantel_haenszel_stats(strata: list[tuple[int, int, int, int]]) -> dict[str, Any]:
+    """The pooled risk ratio over strata of (treated, treated_contacted, holdout, holdout_contacted),
+    each stratum compared only with itself (Mantel-Haenszel; Greenland-Robins variance of log RR).
+
+    Pooling raw counts across playbooks is wrong when their holdout shares differ: a playbook
+    for risky customers with a 10% holdout and one for calm customers with a 20% holdout make
+    "treated" look riskier than "held out" with no effect at all (Simpson's paradox). With one
+    stratum this equals risk_ratio_stats (the variance formula reduces to Katz's).
+    """
+    used = [(float(tc), float(t - tc), float(hc), float(h - hc)) for t, tc, h, hc in strata if t and h]
+    if not used:
+        return {"relative_reduction": None, "ci95": None, "p_value": None, "backfiring": False}
+    if not sum(a for a, _, _, _ in used) or not sum(c for _, _, c, _ in used):
+        used = [(a + 0.5, b + 0.5, c + 0.5, d + 0.5) for a, b, c, d in used]
+    r = s = p = 0.0
+    for a, b, c, d in used:
+        n1, n0 = a + b, c + d
+        n = n1 + n0
+        r += a * n0 / n
+        s += c * n1 / n
+        p += (n1 * n0 * (a + c) - a * c * n) / n**2
+    log_rr = math.log(r / s)
+    se = math.sqrt(p / (r * s))
+    lo, hi = log_rr - Z95 * se, log_rr + Z95 * se
+    return {
+        "relative_reduction": round(1 - math.exp(log_rr), 6),
+        "ci95": [round(1 - math.exp(hi), 6), round(1 - math.exp(lo), 6)],
+        "p_value": round(math.erfc(abs(log_rr / se) / math.sqrt(2)), 6) if se > 0 else 1.0,
+        "backfiring": lo > 0,
+    }
+
+
 def _arm(n: int, contacted: int) -> dict[str, Any]:
     return {"customers": n, "contacted": contacted, "rate": round(contacted / n, 6) if n else None}
 
@@ -88,16 +120,6 @@ def effectiveness(
             [window_days, *contact_params, tenant.pk, source_id, window_days, as_of],
         )
         arms = {holdout: (n, contacted) for holdout, n, contacted in cur.fetchall()}
-        cur.execute(
-            f"""
-            SELECT count(sent_at), count(seen_at), count(clicked_at), count(dismissed_at),
-                   count(*) FILTER (WHERE feedback = 'helpful'),
-                   count(*) FILTER (WHERE feedback = 'not_helpful')
-            FROM campaigns_outreach WHERE tenant_id = %s AND {column} = %s AND NOT holdout
-            """,  # noqa: S608
-            [tenant.pk, source_id],
-        )
-        sent, seen, clicked, dismissed, helpful, not_helpful = cur.fetchone()
     treated, holdout = arms.get(False, (0, 0)), arms.get(True, (0, 0))
     stats = risk_ratio_stats(
         treated=treated[0], treated_contacted=treated[1], holdout=holdout[0], holdout_contacted=holdout[1]
@@ -107,12 +129,24 @@ def effectiveness(
         "treated": _arm(*treated),
         "holdout": _arm(*holdout),
         **stats,
-        "engagement": {
-            "sent": sent,
-            "seen": seen,
-            "clicked": clicked,
-            "dismissed": dismissed,
-            "helpful": helpful,
-            "not_helpful": not_helpful,
-        },
+        "engagement": engagement_counts(tenant=tenant, playbook=playbook, campaign=campaign),
     }
+
+
+def engagement_counts(
+    *, tenant: Tenant, playbook: Playbook | None = None, campaign: Campaign | None = None
+) -> dict[str, int]:
+    """What the recipients of a source's delivered outreach did with it (held out excluded)."""
+    column, source_id = ("playbook_id", playbook.pk) if playbook is not None else ("campaign_id", campaign.pk)
+    with connection.cursor() as cur:
+        cur.execute(
+            f"""
+            SELECT count(sent_at), count(seen_at), count(clicked_at), count(dismissed_at),
+                   count(*) FILTER (WHERE feedback = 'helpful'),
+                   count(*) FILTER (WHERE feedback = 'not_helpful')
+            FROM campaigns_outreach WHERE tenant_id = %s AND {column} = %s AND NOT holdout
+            """,  # noqa: S608 (column is one of two literals)
+            [tenant.pk, source_id],
+        )
+        row = cur.fetchone()
+    return dict(zip(["sent", "seen", "clicked", "dismissed", "helpful", "not_helpful"], row, strict=True))

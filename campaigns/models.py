@@ -151,6 +151,13 @@ class Outreach(TenantOwned):
     dismissed_at = models.DateTimeField(null=True, blank=True)
     feedback = models.CharField(max_length=12, choices=Feedback.choices, blank=True)
     feedback_at = models.DateTimeField(null=True, blank=True)
+    first_contact_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="The customer's first contact signal in [triggered_at, triggered_at + 90 days), "
+        "as known at the tenant's last outcomes sweep (campaigns.outcomes).",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -191,3 +198,19 @@ class OutreachEvent(TenantOwned):
 
     class Meta:
         indexes = [models.Index(fields=["tenant", "outreach", "created_at"], name="outreachevent_outreach")]
+
+
+class OutcomeSweep(TenantOwned):
+    """When the tenant's outreach outcomes (`Outreach.first_contact_at`) were last brought up to
+    date, and with which contact signals: pages count only windows that had elapsed by then."""
+
+    swept_at = models.DateTimeField()
+    contact_signals = models.JSONField(default=list)
+    rows_checked = models.PositiveIntegerField(default=0)
+    rows_changed = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant"], name="outcomesweep_tenant_uniq")]
+
+    def __str__(self) -> str:
+        return f"outcomes of tenant {self.tenant_id} as of {self.swept_at:%Y-%m-%d %H:%M}"

@@ -10,15 +10,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from django.db import connection
 from django.db.models import Count, Max, Q
 from django.http import Http404
 
 from accounts.models import Tenant
 from campaigns.conditions import ConditionError, parse_condition, render_text
-from campaigns.effectiveness import risk_ratio_stats
+from campaigns.effectiveness import engagement_counts, mantel_haenszel_stats, risk_ratio_stats
 from campaigns.models import Campaign, Outreach, Playbook
-from campaigns.services import contact_match_sql
+from campaigns.outcomes import outcome_counts
 
 REASONS_SHOWN = 8
 EFFECT_WEEKS = 26
@@ -146,7 +145,7 @@ class SourceRow:
         return condition_text(data)
 
 
-def _counts_by(tenant: Tenant, column: str, ids: list[Any]) -> dict[Any, Breakdown]:
+def counts_by(tenant: Tenant, column: str, ids: list[Any]) -> dict[Any, Breakdown]:
     counts: dict[Any, Breakdown] = {i: Breakdown() for i in ids}
     if not ids:
         return counts
@@ -173,13 +172,13 @@ def _counts_by(tenant: Tenant, column: str, ids: list[Any]) -> dict[Any, Breakdo
 def playbook_list(*, tenant: Tenant, limit: int | None = None) -> list[SourceRow]:
     """Every playbook with its outreach counts by status (two queries)."""
     playbooks = list(Playbook.objects.for_tenant(tenant).order_by("-enabled", "name")[:limit])
-    counts = _counts_by(tenant, "playbook_id", [p.pk for p in playbooks])
+    counts = counts_by(tenant, "playbook_id", [p.pk for p in playbooks])
     return [SourceRow(p, counts[p.pk]) for p in playbooks]
 
 
 def campaign_list(*, tenant: Tenant) -> list[SourceRow]:
     campaigns = list(Campaign.objects.for_tenant(tenant).order_by("-send_at"))
-    counts = _counts_by(tenant, "campaign_id", [c.pk for c in campaigns])
+    counts = counts_by(tenant, "campaign_id", [c.pk for c in campaigns])
     return [SourceRow(c, counts[c.pk]) for c in campaigns]
 
 
@@ -218,11 +217,14 @@ def engaged_counts(*, tenant: Tenant, **filters: Any) -> dict[str, int]:
 
 @dataclass
 class EffectWeek:
+    """One week's treated and holdout outreach of one source, or of one playbook among all."""
+
     week: date
     treated: int
     treated_contacted: int
     holdout: int
     holdout_contacted: int
+    playbook: str | None = None
 
     @property
     def treated_rate(self) -> float | None:
@@ -237,59 +239,56 @@ def effect_weeks(
     *,
     tenant: Tenant,
     window_days: int,
-    now: datetime,
+    swept_at: datetime | None,
     weeks: int = EFFECT_WEEKS,
-    playbook: Playbook | None = None,
-    campaign: Campaign | None = None,
-    all_playbooks: bool = False,
+    **source: Any,
 ) -> list[EffectWeek]:
     """Treated and holdout outreach (and how many contacted support within the window), per
-    week of trigger time, counted as campaigns.effectiveness counts them: not suppressed and
-    the window fully elapsed. One query."""
-    if all_playbooks:
-        source_sql, source_params = "o.playbook_id IS NOT NULL", []
-    elif playbook is not None:
-        source_sql, source_params = "o.playbook_id = %s", [playbook.pk]
-    elif campaign is not None:
-        source_sql, source_params = "o.campaign_id = %s", [campaign.pk]
-    else:
-        raise ValueError("pass a playbook, a campaign or all_playbooks=True")
-    contact, contact_params = contact_match_sql(tenant)
-    start = now - timedelta(weeks=weeks)
-    with connection.cursor() as cur:
-        cur.execute(
-            f"""
-            SELECT date_trunc('week', o.triggered_at AT TIME ZONE 'UTC')::date AS week, o.holdout,
-                   count(*), count(*) FILTER (WHERE EXISTS (
-                SELECT 1 FROM proactive_signal s
-                WHERE s.tenant_id = o.tenant_id AND s.customer_id = o.customer_id
-                  AND s.timestamp >= o.triggered_at
-                  AND s.timestamp < o.triggered_at + make_interval(days => %s) AND {contact}))
-            FROM campaigns_outreach o
-            WHERE o.tenant_id = %s AND {source_sql} AND o.status <> 'suppressed'
-              AND o.triggered_at > %s AND o.triggered_at + make_interval(days => %s) <= %s
-            GROUP BY 1, 2 ORDER BY 1
-            """,  # noqa: S608 (source_sql is one of three literals, contact is built from placeholders)
-            [window_days, *contact_params, tenant.pk, *source_params, start, window_days, now],
-        )
-        rows = cur.fetchall()
-    by_week: dict[date, EffectWeek] = {}
-    for week, holdout, n, contacted in rows:
-        item = by_week.setdefault(week, EffectWeek(week, 0, 0, 0, 0))
+    week of trigger time, from the outcomes the pipeline recorded (campaigns.outcomes); none
+    before the first sweep. One query over the source's outreach rows, no signal lookups."""
+    if swept_at is None:
+        return []
+    all_playbooks = bool(source.get("all_playbooks"))
+    rows = outcome_counts(
+        tenant=tenant,
+        window_days=window_days,
+        swept_at=swept_at,
+        since=swept_at - timedelta(weeks=weeks),
+        by_week=True,
+        by_playbook=all_playbooks,  # strata: each playbook is compared with its own holdout
+        **source,
+    )
+    cells: dict[tuple, EffectWeek] = {}
+    for week, playbook, holdout, n, contacted in rows:
+        key = (week, str(playbook) if playbook else None)
+        item = cells.setdefault(key, EffectWeek(week, 0, 0, 0, 0, playbook=key[1]))
         if holdout:
             item.holdout, item.holdout_contacted = n, contacted
         else:
             item.treated, item.treated_contacted = n, contacted
-    return [by_week[w] for w in sorted(by_week)]
+    return [cells[k] for k in sorted(cells, key=lambda k: (k[0], k[1] or ""))]
 
 
-def effect_summary(weeks: list[EffectWeek], window_days: int) -> dict[str, Any]:
-    """The contract's treated/holdout/interval shape, pooled over `weeks` (statistics from
-    campaigns.effectiveness.risk_ratio_stats)."""
-    t = sum(w.treated for w in weeks)
-    tc = sum(w.treated_contacted for w in weeks)
-    h = sum(w.holdout for w in weeks)
-    hc = sum(w.holdout_contacted for w in weeks)
+def source_effect(
+    *, tenant: Tenant, window_days: int, swept_at: datetime | None, **source: Any
+) -> dict[str, Any]:
+    """The effectiveness API's payload for one playbook or campaign, over all its outreach,
+    from the recorded outcomes (the API itself looks signals up live)."""
+    arms = {}
+    if swept_at is not None:
+        for _, _, holdout, n, contacted in outcome_counts(
+            tenant=tenant, window_days=window_days, swept_at=swept_at, **source
+        ):
+            arms[holdout] = (n, contacted)
+    t, tc = arms.get(False, (0, 0))
+    h, hc = arms.get(True, (0, 0))
+    return {
+        **effect_totals(t, tc, h, hc, window_days),
+        "engagement": engagement_counts(tenant=tenant, **source),
+    }
+
+
+def effect_totals(t: int, tc: int, h: int, hc: int, window_days: int) -> dict[str, Any]:
     return {
         "window_days": window_days,
         "treated": {"customers": t, "contacted": tc, "rate": tc / t if t else None},
@@ -298,11 +297,38 @@ def effect_summary(weeks: list[EffectWeek], window_days: int) -> dict[str, Any]:
     }
 
 
+def pooled_stats(weeks: list[EffectWeek]) -> dict[str, Any]:
+    """Relative reduction, interval and p-value over `weeks`: per playbook and week strata
+    (Mantel-Haenszel) when they come from several playbooks, else the API's crude comparison."""
+    if any(w.playbook for w in weeks):
+        return mantel_haenszel_stats(
+            [(w.treated, w.treated_contacted, w.holdout, w.holdout_contacted) for w in weeks]
+        )
+    return risk_ratio_stats(
+        treated=sum(w.treated for w in weeks),
+        treated_contacted=sum(w.treated_contacted for w in weeks),
+        holdout=sum(w.holdout for w in weeks),
+        holdout_contacted=sum(w.holdout_contacted for w in weeks),
+    )
+
+
+def effect_summary(weeks: list[EffectWeek], window_days: int) -> dict[str, Any]:
+    """The contract's treated/holdout/interval shape, pooled over `weeks`; `stratified` says
+    whether the estimate compares each playbook with its own holdout (the arms' raw rates
+    then mix playbooks and are not the comparison)."""
+    totals = effect_totals(
+        sum(w.treated for w in weeks),
+        sum(w.treated_contacted for w in weeks),
+        sum(w.holdout for w in weeks),
+        sum(w.holdout_contacted for w in weeks),
+        window_days,
+    )
+    return {**totals, **pooled_stats(weeks), "stratified": any(w.playbook for w in weeks)}
+
+
 def cumulative_effect(weeks: list[EffectWeek]) -> list[dict[str, Any]]:
     """The pooled estimate as of each week: how the interval narrowed as outreach accumulated."""
-    out, t, tc, h, hc = [], 0, 0, 0, 0
-    for w in weeks:
-        t, tc, h, hc = t + w.treated, tc + w.treated_contacted, h + w.holdout, hc + w.holdout_contacted
-        stats = risk_ratio_stats(treated=t, treated_contacted=tc, holdout=h, holdout_contacted=hc)
-        out.append({"week": w.week, **stats})
+    out = []
+    for week in sorted({w.week for w in weeks}):
+        out.append({"week": week, **pooled_stats([w for w in weeks if w.week <= week])})
     return out

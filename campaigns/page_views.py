@@ -13,15 +13,15 @@ from django.utils import timezone
 
 from accounts.tenancy import tenant_view
 from campaigns import page_selectors
-from campaigns.effectiveness import effectiveness
+from campaigns.outcomes import OUTCOME_DAYS, sweep_get
 from campaigns.page_selectors import EffectWeek
 from campaigns.services import playbook_backtest
 from proactive.charts import chart, outreach_weekly_chart, series
-from proactive.selectors import outreach_weekly, page_cached
+from proactive.selectors import outreach_weekly
 
 BACKTEST_DAYS = 14
 BACKTEST_CACHE_SECONDS = 3600
-MAX_WINDOW_DAYS = 90
+MAX_WINDOW_DAYS = OUTCOME_DAYS  # outcomes are recorded for windows up to this long
 
 
 def _pct(value: float | None, digits: int = 1) -> str:
@@ -144,27 +144,17 @@ def _source_context(request: HttpRequest, **source: Any) -> dict[str, Any]:
     tenant = request.tenant  # type: ignore[attr-defined]
     now = timezone.now()
     window_days = _window_days(request)
-    source_id = next(iter(source.values())).pk
+    sweep = sweep_get(tenant=tenant)
+    swept_at = sweep.swept_at if sweep else None
     effect = effect_display(
-        page_cached(
-            tenant=tenant,
-            name="effectiveness",
-            parts=(source_id, window_days),
-            compute=lambda: effectiveness(tenant=tenant, window_days=window_days, as_of=now, **source),
-        )
+        page_selectors.source_effect(tenant=tenant, window_days=window_days, swept_at=swept_at, **source)
     )
-    weeks = page_cached(
-        tenant=tenant,
-        name="effect_weeks",
-        parts=(source_id, window_days),
-        compute=lambda: page_selectors.effect_weeks(
-            tenant=tenant, window_days=window_days, now=now, **source
-        ),
-    )
+    weeks = page_selectors.effect_weeks(tenant=tenant, window_days=window_days, swept_at=swept_at, **source)
     breakdown = page_selectors.breakdown_get(tenant=tenant, **source)
     return {
         "window_days": window_days,
-        "window_choices": sorted({7, 14, 28, tenant.horizon_days, window_days}),
+        "window_choices": sorted({7, 14, 28, min(tenant.horizon_days, MAX_WINDOW_DAYS), window_days}),
+        "outcomes_as_of": swept_at,
         "effect": effect,
         "breakdown": breakdown,
         "rates_chart": effect_rates_chart(weeks),

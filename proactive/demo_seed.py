@@ -23,6 +23,7 @@ from campaigns.services import campaign_create, playbook_create
 from proactive.demo_data import generate_demo_data
 from proactive.models import Customer, PipelineRun
 from proactive.scoring.pipeline import run_pipeline
+from proactive.snapshots import overview_refresh
 
 DEMO_SLUG = "demo"
 ADMIN = ("admin@demo.test", "demo-admin-pass")
@@ -200,3 +201,4 @@ def _play_history(tenant: Tenant, *, now: object, weeks: int, log: Callable[[str
         )
     # What the beat schedule would have done meanwhile: reviews nobody took in time expire.
     log(f"  {outreach_expire_overdue(now=now)} unreviewed messages expired")  # type: ignore[arg-type]
+    overview_refresh(tenant=tenant)  # the overview shows the reactions above, not the run before them

@@ -202,3 +202,20 @@ class PipelineRun(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.as_of:%Y-%m-%d %H:%M} {self.status}"
+
+
+class PageSnapshot(TenantOwned):
+    """A page's aggregates as computed by the last pipeline run (proactive.snapshots): at
+    100,000 customers they scan every outreach row, too slow to do on each page view."""
+
+    name = models.CharField(max_length=40)
+    computed_at = models.DateTimeField()
+    data = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "name"], name="pagesnapshot_tenant_name_uniq")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} of tenant {self.tenant_id} at {self.computed_at:%Y-%m-%d %H:%M}"

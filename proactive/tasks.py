@@ -78,7 +78,7 @@ def pipeline_run_task(
         return
     chunks = customer_id_chunks(tenant, chunk_size)
     if len(chunks) <= 1:
-        run_finish(run, run_steps(run, ["score", "playbooks", "campaigns"]))
+        run_finish(run, run_steps(run, ["score", "playbooks", "campaigns", "outcomes", "pages"]))
         return
     model = Scorer.for_tenant(tenant).model
     run.progress = {
@@ -169,4 +169,4 @@ def pipeline_finish_task(*, run_id: int, tenant_id: int, **kwargs: object) -> No
             },
         ]
         PipelineRun.objects.for_tenant(tenant).filter(pk=run.pk).update(steps=run.steps)
-    run_finish(run, run_steps(run, ["playbooks", "campaigns"]))
+    run_finish(run, run_steps(run, ["playbooks", "campaigns", "outcomes", "pages"]))

@@ -7,7 +7,7 @@ turn their output into chart specs (proactive.charts) and render.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
@@ -16,7 +16,8 @@ from django.utils import timezone
 
 from accounts.tenancy import tenant_view
 from campaigns import page_selectors, page_views
-from proactive import selectors
+from campaigns.models import Playbook
+from proactive import selectors, snapshots
 from proactive.charts import chart, outreach_weekly_chart, series
 from proactive.models import PipelineRun, RiskModel
 
@@ -26,26 +27,22 @@ TIMELINE_NAMES = 6
 @tenant_view()
 def overview(request: HttpRequest) -> HttpResponse:
     tenant = request.tenant  # type: ignore[attr-defined]
-    now = timezone.now()
-    engagement = selectors.engagement_get(tenant=tenant, now=now)
-    days, by_status = selectors.outreach_weekly(tenant=tenant, now=now)
-    weeks = selectors.page_cached(
-        tenant=tenant,
-        name="effect_weeks_all",
-        parts=(tenant.horizon_days,),
-        compute=lambda: page_selectors.effect_weeks(
-            tenant=tenant, window_days=tenant.horizon_days, now=now, all_playbooks=True
-        ),
-    )
-    effect = page_views.effect_display(page_selectors.effect_summary(weeks, tenant.horizon_days))
+    data, computed_at = snapshots.overview_get(tenant=tenant)
+    weeks = snapshots.effect_weeks_from(data)
+    window_days = data["effect"]["window_days"]
+    effect = page_views.effect_display(page_selectors.effect_summary(weeks, window_days))
+    playbooks = Playbook.objects.for_tenant(tenant).order_by("-enabled", "name")[:8]
     context = {
-        "engagement": engagement,
+        "engagement": snapshots.engagement_from(data),
+        "computed_at": computed_at,
+        "outcomes_as_of": data["effect"]["outcomes_as_of"]
+        and datetime.fromisoformat(data["effect"]["outcomes_as_of"]),
         "queue": selectors.queue_state_get(tenant=tenant),
         "latest_run": selectors.latest_run_get(tenant=tenant),
         "effect": effect,
-        "weekly_chart": outreach_weekly_chart(days, by_status),
+        "weekly_chart": outreach_weekly_chart(*snapshots.weekly_from(data)),
         "effect_chart": page_views.effect_cumulative_chart(weeks),
-        "playbooks": page_selectors.playbook_list(tenant=tenant, limit=8),
+        "playbooks": [page_selectors.SourceRow(p, snapshots.breakdown_from(data, p.pk)) for p in playbooks],
     }
     return render(request, "proactive/overview.html", context)
 

@@ -11,8 +11,18 @@ from django.utils import timezone
 
 from accounts.models import AuditLog, Membership, Tenant
 from accounts.services import api_key_create
-from campaigns.models import OutreachEvent
-from proactive.models import PipelineRun, RiskModel, RiskScore, RiskScoreDaily, SignalDaily, SignalName
+from campaigns.models import OutcomeSweep, OutreachEvent
+from campaigns.outcomes import outcomes_sweep
+from proactive.models import (
+    PageSnapshot,
+    PipelineRun,
+    RiskModel,
+    RiskScore,
+    RiskScoreDaily,
+    SignalDaily,
+    SignalName,
+)
+from proactive.snapshots import overview_refresh
 from tests.factories import (
     CampaignFactory,
     CustomerFactory,
@@ -95,6 +105,10 @@ def build_world() -> World:
         AuditLog.objects.create(tenant=b, action=f"probe.{MARKER}"),
         OutreachEvent.objects.create(tenant=b, outreach=outreach, kind="seen", data={"m": MARKER}),
     ]
+    # What B's pipeline runs leave behind for its pages.
+    outcomes_sweep(tenant=b)
+    overview_refresh(tenant=b)
+    objects += [OutcomeSweep.objects.for_tenant(b).get(), PageSnapshot.objects.for_tenant(b).get()]
     for obj in objects:
         world.objects[type(obj)] = obj
     return world

@@ -159,8 +159,8 @@ URL_OBJECT_PARAMS: dict[str, dict] = {
     # A validly shaped unsubscribe token for B's customer, signed with the wrong salt: forging fails.
     # (campaigns:demo_app has no parameters: it serves only the tenant slugged "demo".)
     "campaigns:unsubscribe": {
-        "token": lambda w: signing.dumps(
-            {"t": w.tenant_b.pk, "c": w.of(apps.get_model("proactive.Customer")).pk}, salt="forged"
+        "token": lambda w: signing.Signer(salt="forged").sign_object(
+            {"t": w.tenant_b.pk, "c": w.of(apps.get_model("proactive.Customer")).pk}
         )
     },
 }

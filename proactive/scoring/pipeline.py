@@ -1,4 +1,4 @@
-"""The pipeline: features -> (train) -> score -> playbooks -> due campaigns, recorded per run.
+"""The pipeline: features -> (train) -> score -> playbooks -> campaigns -> outcomes -> pages, per run.
 
 Steps are a registry of dotted paths so that steps owned by other apps plug in with one
 line; a step whose function does not exist (yet) is recorded as skipped, not failed.
@@ -46,6 +46,9 @@ STEPS: list[Step] = [
     Step("score", "proactive.scoring.pipeline.step_score"),
     Step("playbooks", "campaigns.services.playbooks_evaluate"),
     Step("campaigns", "campaigns.services.campaigns_send_due"),
+    # Pages read outcomes from here; a failure leaves them one sweep older, nothing else.
+    Step("outcomes", "campaigns.outcomes.outcomes_sweep", critical=False),
+    Step("pages", "proactive.snapshots.overview_refresh", critical=False),
 ]
 
 

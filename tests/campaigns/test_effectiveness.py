@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from django.utils import timezone
 
-from campaigns.effectiveness import effectiveness, risk_ratio_stats
+from campaigns.effectiveness import effectiveness, mantel_haenszel_stats, risk_ratio_stats
 from campaigns.models import Outreach
 from campaigns.services import playbooks_evaluate
 from proactive.ingest import rollups_rebuild
@@ -104,3 +104,38 @@ def test_end_to_end_through_the_database_the_interval_covers_the_true_effect(ten
     assert lo <= 0.5 <= hi
     assert lo > 0
     assert result["p_value"] < 0.001
+
+
+def test_mantel_haenszel_with_one_stratum_is_the_crude_comparison():
+    crude = risk_ratio_stats(treated=900, treated_contacted=90, holdout=100, holdout_contacted=15)
+    pooled = mantel_haenszel_stats([(900, 90, 100, 15)])
+    assert pooled["relative_reduction"] == pytest.approx(crude["relative_reduction"], abs=1e-6)
+    assert pooled["ci95"] == pytest.approx(crude["ci95"], abs=1e-6)
+    assert pooled["p_value"] == pytest.approx(crude["p_value"], abs=1e-6)
+
+
+def test_mantel_haenszel_is_not_fooled_by_playbooks_with_different_holdouts():
+    """Neither playbook changes anything, but the risky one holds out 10% and the calm one 50%:
+    raw pooled counts make outreach look harmful; the stratified estimate says no effect."""
+    risky, calm = (900, 270, 100, 30), (500, 25, 500, 25)
+    crude = risk_ratio_stats(
+        treated=900 + 500, treated_contacted=270 + 25, holdout=100 + 500, holdout_contacted=30 + 25
+    )
+    assert crude["backfiring"] is True and crude["relative_reduction"] < -1
+    pooled = mantel_haenszel_stats([risky, calm])
+    assert pooled["relative_reduction"] == pytest.approx(0, abs=1e-9)
+    assert pooled["ci95"][0] < 0 < pooled["ci95"][1] and pooled["backfiring"] is False
+
+
+def test_mantel_haenszel_matches_a_worked_example():
+    # R = 15*10/40 + 20*20/40 = 13.75, S = 5*30/40 + 0 = 3.75, RR = 3.667;
+    # Var(log RR) = ((30*10*20 - 15*5*40) / 40**2 + (20*20*20 - 0) / 40**2) / (R * S) = 0.13333.
+    stats = mantel_haenszel_stats([(30, 15, 10, 5), (20, 20, 20, 0)])
+    assert stats["relative_reduction"] == pytest.approx(1 - 13.75 / 3.75, abs=1e-6)
+    se = math.sqrt(6.875 / (13.75 * 3.75))
+    lo, hi = math.log(13.75 / 3.75) - 1.959964 * se, math.log(13.75 / 3.75) + 1.959964 * se
+    assert stats["ci95"] == pytest.approx([1 - math.exp(hi), 1 - math.exp(lo)], abs=1e-5)
+    assert stats["backfiring"] is True
+    # Strata without both arms carry no comparison; none at all means no estimate.
+    assert mantel_haenszel_stats([(30, 15, 10, 5), (7, 7, 0, 0)]) == mantel_haenszel_stats([(30, 15, 10, 5)])
+    assert mantel_haenszel_stats([(7, 7, 0, 0)])["ci95"] is None

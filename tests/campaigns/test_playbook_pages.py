@@ -7,6 +7,7 @@ from django.test import Client
 
 from accounts.models import Membership
 from campaigns.effectiveness import effectiveness
+from campaigns.outcomes import outcomes_sweep
 from tests.factories import PlaybookFactory, UserFactory
 from tests.proactive.pages_world import build_pages_world
 from tests.proactive.test_pages import ROLES, chart_specs, client_for
@@ -39,8 +40,13 @@ def test_lists_render_empty_with_a_next_step(tenant, role):
 @pytest.mark.parametrize("role", ROLES)
 def test_a_playbook_that_never_fired_renders_its_empty_states(tenant, role):
     playbook = PlaybookFactory(tenant=tenant)
-    text = client_for(tenant, role).get(f"/t/acme/playbooks/{playbook.pk}/").content.decode()
-    assert "Not measurable yet" in text and "never fired" in text and "Nothing rejected." in text
+    client = client_for(tenant, role)
+    text = client.get(f"/t/acme/playbooks/{playbook.pk}/").content.decode()
+    assert "never fired" in text and "Nothing rejected." in text
+    assert "Not measured yet" in text and "has not run for this workspace yet" in text
+    outcomes_sweep(tenant=tenant)
+    text = client.get(f"/t/acme/playbooks/{playbook.pk}/").content.decode()
+    assert "Not measurable yet" in text and "Contacts counted as of the last outcomes sweep" in text
 
 
 @pytest.mark.parametrize("role", ROLES)

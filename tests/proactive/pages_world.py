@@ -9,7 +9,9 @@ from django.utils import timezone
 
 from accounts.models import Tenant
 from campaigns.models import Campaign, Outreach, Playbook
+from campaigns.outcomes import outcomes_sweep
 from proactive.models import PipelineRun, RiskModel, RiskScore, RiskScoreDaily, SignalDaily, SignalName
+from proactive.snapshots import overview_refresh
 from tests.factories import CampaignFactory, CustomerFactory, OutreachFactory, PlaybookFactory, SignalFactory
 
 
@@ -164,4 +166,7 @@ def build_pages_world(tenant: Tenant, customers: int = 40) -> PagesWorld:
         steps=[{"name": "features", "status": "ok", "counts": {"features": 40}, "seconds": 0.5}],
         progress={"step": "score", "chunks_done": 1, "chunks": 4, "scored": 10},
     )
+    # What every pipeline run does last: pages read the outcomes and the overview's aggregates.
+    outcomes_sweep(tenant=tenant)
+    overview_refresh(tenant=tenant)
     return PagesWorld(playbook=playbook, harmful=harmful, campaign=campaign, run=run, running=running)

@@ -175,7 +175,14 @@ def test_scheduled_runs_fan_out_chunks_and_finish_once(tenant, world, django_cap
     assert run.status == PipelineRun.Status.SUCCEEDED, run.error
     assert sorted(run.progress["done"]) == [0, 1, 2]
     assert run.progress["scored"] == 240
-    assert [s["name"] for s in run.steps] == ["features", "score", "playbooks", "campaigns"]
+    assert [s["name"] for s in run.steps] == [
+        "features",
+        "score",
+        "playbooks",
+        "campaigns",
+        "outcomes",
+        "pages",
+    ]
     assert RiskScore.objects.for_tenant(tenant).exclude(model=None).count() == 240
     # A redelivered chunk neither re-counts nor re-finishes a run.
     score_chunk_task.apply(
@@ -220,7 +227,7 @@ def test_a_lost_finish_is_recovered_by_the_redelivered_last_chunk(tenant, world)
     score_chunk_task.apply(kwargs={"run_id": run.pk, "tenant_id": tenant.pk, "index": 2, "lo": 0, "hi": 0})
     run.refresh_from_db()
     assert run.status == PipelineRun.Status.SUCCEEDED
-    assert [s["name"] for s in run.steps][-2:] == ["playbooks", "campaigns"]
+    assert [s["name"] for s in run.steps][-4:] == ["playbooks", "campaigns", "outcomes", "pages"]
 
 
 def test_the_command_prints_a_json_summary(tenant, world):

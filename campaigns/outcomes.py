@@ -1,0 +1,155 @@
+"""Outreach outcomes: did the customer contact support after we reached out (or held them out)?
+
+The effectiveness API answers this live, with one EXISTS into `proactive_signal` per outreach
+row; at 75,000 outreach rows that costs ~0.5 s, too slow for the pages every admin opens. So
+the pipeline's `outcomes` step records, per outreach row, the first contact signal in
+[triggered_at, triggered_at + OUTCOME_DAYS): a contact within a window of W days is then
+`first_contact_at < triggered_at + W` for any W up to OUTCOME_DAYS, the same test as the API's.
+
+Pages count only outreach whose window had elapsed when the sweep ran (`OutcomeSweep.swept_at`),
+so what they show is exact as of that time. Sweeps are incremental: rows whose longest window
+had already elapsed at the previous sweep keep their value, unless the tenant changed its
+contact signals (then every row is recomputed). Only rows whose value changed are written.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from accounts.models import Tenant
+from campaigns.models import Campaign, OutcomeSweep, Outreach, Playbook
+from campaigns.services import contact_match_sql
+from proactive.scoring.scoring import customer_id_chunks
+
+# The longest window the pages offer; a row's outcome is final once this has elapsed.
+OUTCOME_DAYS = 90
+SWEEP_CHUNK = 20_000
+LOCK_NAMESPACE = 0x4F55  # pg_advisory_xact_lock(namespace, tenant_id) around a sweep
+
+
+def outcomes_sweep(
+    *, tenant: Tenant, as_of: datetime | None = None, run: Any = None, chunk_size: int = SWEEP_CHUNK
+) -> dict[str, Any]:
+    """Bring `first_contact_at` up to date for the tenant's outreach (a pipeline step).
+
+    `as_of` is accepted for the pipeline's signature and ignored: an outcome is what the
+    signals stored now say, whatever time a run scores as of.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        with connection.cursor() as cur:  # one sweep per tenant at a time (two schedulers' runs)
+            cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", [LOCK_NAMESPACE, tenant.pk])
+        state = OutcomeSweep.objects.for_tenant(tenant).first()
+        full = state is None or state.contact_signals != list(tenant.contact_signals)
+        # Rows whose longest window was still open at the last sweep, and rows created since
+        # (a run as of a past time records outreach triggered long ago).
+        since = None if full else (state.swept_at - timedelta(days=OUTCOME_DAYS), state.swept_at)
+        checked = changed = 0
+        for lo, hi in customer_id_chunks(tenant, chunk_size):
+            n_checked, n_changed = _sweep_range(tenant, lo, hi, since, now)
+            checked += n_checked
+            changed += n_changed
+        OutcomeSweep.objects.for_tenant(tenant).update_or_create(
+            tenant=tenant,
+            defaults={
+                "swept_at": now,
+                "contact_signals": list(tenant.contact_signals),
+                "rows_checked": checked,
+                "rows_changed": changed,
+            },
+        )
+    return {"mode": "full" if full else "incremental", "checked": checked, "changed": changed}
+
+
+def _sweep_range(
+    tenant: Tenant, lo: int, hi: int, since: tuple[datetime, datetime] | None, now: datetime
+) -> tuple[int, int]:
+    contact, contact_params = contact_match_sql(tenant)
+    since_sql = "AND (o.triggered_at > %s OR o.created_at > %s)" if since is not None else ""
+    with connection.cursor() as cur:
+        cur.execute(
+            f"""
+            WITH f AS (
+                SELECT o.id, o.first_contact_at AS old, (
+                    SELECT min(s.timestamp) FROM proactive_signal s
+                    WHERE s.tenant_id = o.tenant_id AND s.customer_id = o.customer_id
+                      AND s.timestamp >= o.triggered_at
+                      AND s.timestamp < o.triggered_at + make_interval(days => %s)
+                      AND s.timestamp <= %s AND {contact}) AS new
+                FROM campaigns_outreach o
+                WHERE o.tenant_id = %s AND o.customer_id BETWEEN %s AND %s {since_sql}
+            ), u AS (
+                UPDATE campaigns_outreach o SET first_contact_at = f.new
+                FROM f WHERE o.id = f.id AND f.old IS DISTINCT FROM f.new
+                RETURNING 1
+            )
+            SELECT (SELECT count(*) FROM f), (SELECT count(*) FROM u)
+            """,  # noqa: S608 (contact is built from placeholders, since_sql is a literal)
+            [OUTCOME_DAYS, now, *contact_params, tenant.pk, lo, hi, *(since or ())],
+        )
+        checked, changed = cur.fetchone()
+    return checked, changed
+
+
+def sweep_get(*, tenant: Tenant) -> OutcomeSweep | None:
+    """The tenant's last completed sweep, or None when outcomes were never measured."""
+    return OutcomeSweep.objects.for_tenant(tenant).first()
+
+
+def source_filter_sql(
+    *, playbook: Playbook | None = None, campaign: Campaign | None = None, all_playbooks: bool = False
+) -> tuple[str, list[Any]]:
+    """SQL (on alias `o`) choosing one playbook's, one campaign's or every playbook's outreach."""
+    if all_playbooks:
+        return "o.playbook_id IS NOT NULL", []
+    if playbook is not None:
+        return "o.playbook_id = %s", [playbook.pk]
+    if campaign is not None:
+        return "o.campaign_id = %s", [campaign.pk]
+    raise ValueError("pass a playbook, a campaign or all_playbooks=True")
+
+
+def outcome_counts(
+    *,
+    tenant: Tenant,
+    window_days: int,
+    swept_at: datetime,
+    since: datetime | None = None,
+    by_week: bool = False,
+    by_playbook: bool = False,
+    **source: Any,
+) -> list[tuple]:
+    """(week or None, playbook id or None, holdout, outreach, contacted) counted as
+    campaigns.effectiveness counts: not suppressed, the window elapsed by the sweep, a contact
+    within the window."""
+    if not 1 <= window_days <= OUTCOME_DAYS:
+        raise ValueError(f"window_days must be within 1..{OUTCOME_DAYS}")
+    source_sql, source_params = source_filter_sql(**source)
+    week = "date_trunc('week', o.triggered_at AT TIME ZONE 'UTC')::date" if by_week else "NULL::date"
+    playbook = "o.playbook_id" if by_playbook else "NULL::uuid"
+    since_sql = "AND o.triggered_at > %s" if since is not None else ""
+    with connection.cursor() as cur:
+        cur.execute(
+            f"""
+            SELECT {week} AS week, {playbook} AS playbook, o.holdout, count(*),
+                   count(*) FILTER (WHERE o.first_contact_at < o.triggered_at + make_interval(days => %s))
+            FROM campaigns_outreach o
+            WHERE o.tenant_id = %s AND {source_sql} AND o.status <> %s {since_sql}
+              AND o.triggered_at + make_interval(days => %s) <= %s
+            GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+            """,  # noqa: S608 (source_sql, week, playbook and since_sql are literals)
+            [
+                window_days,
+                tenant.pk,
+                *source_params,
+                Outreach.Status.SUPPRESSED,
+                *([since] if since is not None else []),
+                window_days,
+                swept_at,
+            ],
+        )
+        return cur.fetchall()
