@@ -25,7 +25,10 @@ MAX_WINDOW_DAYS = OUTCOME_DAYS  # outcomes are recorded for windows up to this l
 
 
 def _pct(value: float | None, digits: int = 1) -> str:
-    return "—" if value is None else f"{value * 100:.{digits}f}%"
+    if value is None:
+        return "—"
+    text = f"{value * 100:.{digits}f}"
+    return f"{text.lstrip('-') if float(text) == 0 else text}%"  # never "-0%"
 
 
 def effect_display(effect: dict[str, Any]) -> dict[str, Any]:

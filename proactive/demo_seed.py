@@ -9,6 +9,7 @@ Idempotent: a second run only refreshes logins.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -21,6 +22,7 @@ from campaigns.models import Campaign, Playbook
 from campaigns.queue import outreach_expire_overdue
 from campaigns.services import campaign_create, playbook_create
 from proactive.demo_data import generate_demo_data
+from proactive.ingest import rollups_rebuild
 from proactive.models import Customer, PipelineRun
 from proactive.scoring.pipeline import run_pipeline
 from proactive.snapshots import overview_refresh
@@ -155,6 +157,32 @@ def demo_seed(
     return tenant
 
 
+# The demo's story: setup guidance and troubleshooting help prevent a share of the contacts that
+# would have followed (re-engagement nudges and agent check-ins do little). Generated signals
+# know nothing of outreach, so without this every playbook would show noise around zero effect.
+PREVENTED_PERCENT = {"Stuck in onboarding": 45, "Sync keeps failing": 35, "High risk: agent check-in": 10}
+
+
+def _outreach_prevents_contacts(tenant: Tenant) -> int:
+    """Remove that share of contact signals within 14 days after delivered outreach (chosen by a
+    hash of the signal's key, so a re-seed removes the same ones); the holdout keeps all of theirs."""
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            DELETE FROM proactive_signal s USING campaigns_outreach o, campaigns_playbook p
+            WHERE o.tenant_id = %s AND s.tenant_id = %s AND p.tenant_id = %s AND p.id = o.playbook_id
+              AND o.status = 'sent' AND s.customer_id = o.customer_id AND s.name = ANY(%s)
+              AND s.timestamp >= o.sent_at AND s.timestamp < o.sent_at + interval '14 days'
+              AND ('x' || substr(md5(s.key), 1, 8))::bit(32)::bigint %% 100
+                  < coalesce((%s::jsonb ->> p.name)::int, 0)
+            """,
+            [tenant.pk, tenant.pk, tenant.pk, list(tenant.contact_signals), json.dumps(PREVENTED_PERCENT)],
+        )
+        removed = cur.rowcount
+    rollups_rebuild(tenant_id=tenant.pk)
+    return removed
+
+
 def _play_history(tenant: Tenant, *, now: object, weeks: int, log: Callable[[str], None]) -> None:
     """Run the pipeline as of past dates (training first), then let customers and agents react."""
     as_of = now - timedelta(weeks=weeks)  # type: ignore[operator]
@@ -164,6 +192,8 @@ def _play_history(tenant: Tenant, *, now: object, weeks: int, log: Callable[[str
         log(f"  pipeline as of {as_of:%Y-%m-%d}: {run.status if run else 'skipped'}")
         as_of += timedelta(days=4)
         steps += 1
+    prevented = _outreach_prevents_contacts(tenant)
+    log(f"  {prevented} support contacts after delivered outreach did not happen (the demo's effect)")
     run = run_pipeline(tenant=tenant, as_of=now, train=True, trigger="seed")  # type: ignore[arg-type]
     log(f"  pipeline as of now (with training): {run.status if run else 'skipped'}")
     with connection.cursor() as cur:

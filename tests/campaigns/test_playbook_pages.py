@@ -127,3 +127,16 @@ def test_window_days_is_clamped(tenant):
     client = client_for(tenant, Membership.Role.VIEWER)
     assert b"within 90 days" in client.get(f"/t/acme/playbooks/{world.playbook.pk}/?window_days=5000").content
     assert client.get(f"/t/acme/playbooks/{world.playbook.pk}/?window_days=abc").status_code == 200
+
+
+def test_effect_sentences_never_say_minus_zero():
+    from campaigns.page_views import effect_display
+
+    effect = {
+        "ci95": [-0.001, 0.46],
+        "relative_reduction": -0.004,
+        "treated": {"rate": 0.2},
+        "holdout": {"rate": 0.2},
+    }
+    shown = effect_display(effect)
+    assert shown["ci_text"] == "0% to 46%" and shown["change_text"] == "0% more"
