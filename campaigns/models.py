@@ -113,6 +113,9 @@ class Outreach(TenantOwned):
         NOT_HELPFUL = "not_helpful", "Not helpful"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # Every index below leads with the tenant, so the foreign key needs none of its own: each
+    # index is paid for on every one of the tens of thousands of rows a playbook run writes.
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="+", db_index=False)
     customer = models.ForeignKey("proactive.Customer", on_delete=models.CASCADE, db_index=False)
     playbook = models.ForeignKey(Playbook, null=True, blank=True, on_delete=models.SET_NULL, db_index=False)
     campaign = models.ForeignKey(Campaign, null=True, blank=True, on_delete=models.SET_NULL, db_index=False)
@@ -134,12 +137,23 @@ class Outreach(TenantOwned):
     suppressed_reason = models.CharField(max_length=200, blank=True)
     reject_reason = models.CharField(max_length=500, blank=True)
     snoozed_until = models.DateTimeField(null=True, blank=True)
+    # Unindexed: only deleting a user (rare) looks rows up by these.
     claimed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     claimed_at = models.DateTimeField(null=True, blank=True)
     reviewed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     reviewed_at = models.DateTimeField(null=True, blank=True)
     review_deadline = models.DateTimeField(null=True, blank=True)
@@ -165,7 +179,6 @@ class Outreach(TenantOwned):
             models.UniqueConstraint(fields=["tenant", "dedupe_key"], name="outreach_tenant_dedupe_uniq")
         ]
         indexes = [
-            models.Index(fields=["tenant", "status", "-priority", "-risk_score"], name="outreach_queue"),
             models.Index(fields=["tenant", "customer", "-triggered_at"], name="outreach_customer"),
             models.Index(fields=["tenant", "playbook", "triggered_at"], name="outreach_playbook"),
             models.Index(fields=["tenant", "campaign", "triggered_at"], name="outreach_campaign"),
