@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
@@ -59,9 +59,16 @@ def schedule_training_task(**kwargs: object) -> int:
     return _schedule(PipelineRun.Kind.TRAIN, timezone.now())
 
 
-@shared_task(name="proactive.pipeline_run", **TASK_OPTS)
+@shared_task(name="proactive.pipeline_run", bind=True, **TASK_OPTS)
 def pipeline_run_task(
-    *, tenant_id: int, kind: str, window_key: str, as_of: str, chunk_size: int = CHUNK_SIZE, **kwargs: object
+    self: Task,
+    *,
+    tenant_id: int,
+    kind: str,
+    window_key: str,
+    as_of: str,
+    chunk_size: int = CHUNK_SIZE,
+    **kwargs: object,
 ) -> None:
     tenant = Tenant.objects.get(pk=tenant_id)
     run = run_claim(
@@ -70,6 +77,7 @@ def pipeline_run_task(
         as_of=datetime.fromisoformat(as_of),
         window_key=window_key,
         trigger="schedule",
+        claimant=self.request.id,
     )
     if run is None:
         return
@@ -84,6 +92,7 @@ def pipeline_run_task(
     run.progress = {
         **run.progress,
         "step": "score",
+        "fanned_out": True,
         "chunks": len(chunks),
         "done": [],
         "scored": 0,

@@ -242,8 +242,8 @@ def run_list(request: HttpRequest) -> HttpResponse:
             )
         ],
         x="run started",
-        y="seconds",
-        y_format="float",
+        y="duration",
+        y_format="seconds",
     )
     context = {
         "runs": runs,

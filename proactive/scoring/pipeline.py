@@ -78,7 +78,13 @@ def step_score(*, tenant: Tenant, as_of: datetime, run: PipelineRun | None = Non
     def progress(done: int, total: int, scored: int) -> None:
         if run is not None:
             PipelineRun.objects.for_tenant(tenant).filter(pk=run.pk).update(
-                progress={"step": "score", "chunks_done": done, "chunks": total, "scored": scored}
+                progress={
+                    **run.progress,
+                    "step": "score",
+                    "chunks_done": done,
+                    "chunks": total,
+                    "scored": scored,
+                }
             )
 
     return score_all(tenant=tenant, as_of=as_of, on_chunk=progress)
@@ -99,20 +105,38 @@ def _call(fn: Callable[..., dict], tenant: Tenant, as_of: datetime, run: Pipelin
 
 
 def run_claim(
-    *, tenant: Tenant, kind: str, as_of: datetime, window_key: str, trigger: str
+    *, tenant: Tenant, kind: str, as_of: datetime, window_key: str, trigger: str, claimant: str | None = None
 ) -> PipelineRun | None:
-    """Claim (tenant, kind, window): None when another worker has it or it already succeeded."""
+    """Claim (tenant, kind, window): None when another worker has it or it already succeeded.
+
+    `claimant` is the delivery's task id. Celery hands a task id to one worker at a time and
+    redelivers it only after that worker was lost (`acks_late`, `reject_on_worker_lost`), so
+    the same id finding its own run still "running" before the fan-out means the first attempt
+    died: it takes over at once instead of blocking the window for STALE_AFTER. After the
+    fan-out the chunk tasks carry the run, and the redelivery leaves it to them.
+    """
     try:
         with transaction.atomic():
             return PipelineRun.objects.create(
-                tenant=tenant, kind=kind, as_of=as_of, window_key=window_key, trigger=trigger
+                tenant=tenant,
+                kind=kind,
+                as_of=as_of,
+                window_key=window_key,
+                trigger=trigger,
+                progress={"claimant": claimant} if claimant else {},
             )
     except IntegrityError:
         pass
     existing = PipelineRun.objects.for_tenant(tenant).get(kind=kind, window_key=window_key)
     now = timezone.now()
-    retryable = existing.status == PipelineRun.Status.FAILED or (
-        existing.status == PipelineRun.Status.RUNNING and existing.started_at < now - STALE_AFTER
+    running = existing.status == PipelineRun.Status.RUNNING
+    redelivered = (
+        running and claimant is not None and existing.progress.get("claimant") == claimant
+    ) and not existing.progress.get("fanned_out")
+    retryable = (
+        existing.status == PipelineRun.Status.FAILED
+        or (running and existing.started_at < now - STALE_AFTER)
+        or redelivered
     )
     if not retryable:
         return None
@@ -126,7 +150,7 @@ def run_claim(
             finished_at=None,
             error="",
             steps=[],
-            progress={"attempt": attempt},
+            progress={"attempt": attempt, **({"claimant": claimant} if claimant else {})},
         )
     )
     if taken != 1:

@@ -22,6 +22,7 @@
     if (kind === "percent") return (v) => (v === null || v === undefined ? "–" : (v * 100).toFixed(Math.abs(v) < 0.1 ? 1 : 0) + "%");
     if (kind === "int") return (v) => (v === null || v === undefined ? "–" : Math.round(v).toLocaleString());
     if (kind === "float") return (v) => (v === null || v === undefined ? "–" : Number(v).toFixed(3));
+    if (kind === "seconds") return (v) => (v === null || v === undefined ? "–" : Number(v).toFixed(Math.abs(v) < 10 ? 1 : 0) + " s");
     return (v) => (v === null || v === undefined ? "–" : v.toLocaleString());
   }
 

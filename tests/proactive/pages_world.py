@@ -10,7 +10,8 @@ from django.utils import timezone
 from accounts.models import Tenant
 from campaigns.models import Campaign, Outreach, Playbook
 from campaigns.outcomes import outcomes_sweep
-from proactive.models import PipelineRun, RiskModel, RiskScore, RiskScoreDaily, SignalDaily, SignalName
+from proactive.ingest import rollups_rebuild
+from proactive.models import PipelineRun, RiskModel, RiskScore, RiskScoreDaily
 from proactive.snapshots import overview_refresh
 from tests.factories import CampaignFactory, CustomerFactory, OutreachFactory, PlaybookFactory, SignalFactory
 
@@ -54,12 +55,6 @@ def build_pages_world(tenant: Tenant, customers: int = 40) -> PagesWorld:
         feature_names=["count(error.*, 3)", "days_since_signup"],
         feature_importance={"count(error.*, 3)": 0.7, "days_since_signup": 0.3},
     )
-    SignalName.objects.create(
-        tenant=tenant, name="error.sync_failed", total=9, first_seen=now - timedelta(days=90), last_seen=now
-    )
-    SignalName.objects.create(
-        tenant=tenant, name="feature.brand_new", total=2, first_seen=now - timedelta(days=2), last_seen=now
-    )
     for i, person in enumerate(people):
         RiskScore.objects.create(
             tenant=tenant,
@@ -72,10 +67,17 @@ def build_pages_world(tenant: Tenant, customers: int = 40) -> PagesWorld:
         RiskScoreDaily.objects.create(
             tenant=tenant, customer=person, day=now.date() - timedelta(days=1), score=i / (customers * 2)
         )
-    SignalDaily.objects.create(
-        tenant=tenant, customer=people[0], name="error.sync_failed", day=now.date(), count=3, last_at=now
+    # A signal the model has known for months, and one it has never seen (drift); the rollups
+    # and the name catalogue come from rollups_rebuild below, as ingestion would keep them.
+    SignalFactory(
+        tenant=tenant, customer=people[-1], name="error.sync_failed", timestamp=now - timedelta(days=90)
     )
-    SignalFactory(tenant=tenant, customer=people[0], name="error.sync_failed", timestamp=now)
+    for _ in range(3):
+        SignalFactory(tenant=tenant, customer=people[0], name="error.sync_failed", timestamp=now)
+    for _ in range(2):
+        SignalFactory(
+            tenant=tenant, customer=people[0], name="feature.brand_new", timestamp=now - timedelta(days=2)
+        )
     playbook = PlaybookFactory(tenant=tenant, name="Sync keeps failing")
     harmful = PlaybookFactory(tenant=tenant, name="Annoying nudge")
     campaign = CampaignFactory(
@@ -167,6 +169,7 @@ def build_pages_world(tenant: Tenant, customers: int = 40) -> PagesWorld:
         progress={"step": "score", "chunks_done": 1, "chunks": 4, "scored": 10},
     )
     # What every pipeline run does last: pages read the outcomes and the overview's aggregates.
+    rollups_rebuild(tenant_id=tenant.pk)  # the factories' signals bypassed ingestion
     outcomes_sweep(tenant=tenant)
     overview_refresh(tenant=tenant)
     return PagesWorld(playbook=playbook, harmful=harmful, campaign=campaign, run=run, running=running)

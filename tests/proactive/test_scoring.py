@@ -18,7 +18,7 @@ from proactive.models import Customer, PipelineRun, RiskModel, RiskScore, RiskSc
 from proactive.scoring import model as ml
 from proactive.scoring import training
 from proactive.scoring.labels import customer_first_seen, labels_for
-from proactive.scoring.pipeline import STALE_AFTER, run_pipeline
+from proactive.scoring.pipeline import STALE_AFTER, run_claim, run_pipeline
 from proactive.scoring.registry import active_model, model_train
 from proactive.scoring.scoring import score_all
 from proactive.scoring.selectors import customer_risk
@@ -214,6 +214,38 @@ def test_the_scheduler_retries_a_failed_or_abandoned_window(tenant, world):
     runs.update(status="failed")
     assert schedule_scoring_task.apply().get() == 1
     assert runs.get().status == PipelineRun.Status.SUCCEEDED
+
+
+def test_a_redelivered_run_task_takes_over_its_own_dead_claim_at_once(tenant, world):
+    """A worker claimed the window and died before the fan-out: Celery redelivers the same task
+    id (acks_late, reject_on_worker_lost), which takes the run over without waiting STALE_AFTER;
+    any other delivery for the window still keeps away from a live-looking claim."""
+    kwargs = {"tenant_id": tenant.pk, "kind": "score", "window_key": "dead", "as_of": world.isoformat()}
+    claimed = run_claim(
+        tenant=tenant, kind="score", as_of=world, window_key="dead", trigger="schedule", claimant="task-1"
+    )
+    assert claimed.status == PipelineRun.Status.RUNNING and claimed.progress == {"claimant": "task-1"}
+    pipeline_run_task.apply(kwargs=kwargs, task_id="task-2")  # another delivery: not its claim
+    claimed.refresh_from_db()
+    assert claimed.status == PipelineRun.Status.RUNNING and claimed.steps == []
+    pipeline_run_task.apply(kwargs=kwargs, task_id="task-1")  # the redelivery
+    claimed.refresh_from_db()
+    assert claimed.status == PipelineRun.Status.SUCCEEDED, claimed.error
+    assert claimed.progress["attempt"] == 2
+    assert PipelineRun.objects.for_tenant(tenant).filter(window_key="dead").count() == 1
+
+
+def test_a_redelivered_run_task_leaves_a_fanned_out_run_to_its_chunks(tenant, world):
+    kwargs = {"tenant_id": tenant.pk, "kind": "score", "window_key": "fan", "as_of": world.isoformat()}
+    claimed = run_claim(
+        tenant=tenant, kind="score", as_of=world, window_key="fan", trigger="schedule", claimant="task-1"
+    )
+    PipelineRun.objects.for_tenant(tenant).filter(pk=claimed.pk).update(
+        progress={"claimant": "task-1", "fanned_out": True, "chunks": 3, "done": [0]}
+    )
+    pipeline_run_task.apply(kwargs=kwargs, task_id="task-1")
+    claimed.refresh_from_db()
+    assert claimed.status == PipelineRun.Status.RUNNING and claimed.progress["done"] == [0]
 
 
 def test_a_lost_finish_is_recovered_by_the_redelivered_last_chunk(tenant, world):
