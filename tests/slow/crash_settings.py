@@ -9,5 +9,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": 3,
     "unacked_restore_interval": 1,
     "unacked_restore_throttle": 1,
+    # A worker SIGKILLed while it holds kombu's restore mutex keeps every other worker from
+    # restoring messages until the mutex expires (default 300 s): CI once waited out the test's
+    # 90 s that way (killed at 3.0 s, 4 chunks done, never finished).
+    "unacked_mutex_expire": 2,
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
