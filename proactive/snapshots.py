@@ -26,6 +26,8 @@ from proactive.models import PageSnapshot
 
 OVERVIEW = "overview"
 MIN_MAX_AGE = timedelta(minutes=10)
+# Bump when the stored shape changes: a snapshot of another version is recomputed, not misread.
+VERSION = 1
 
 
 def overview_compute(*, tenant: Tenant, now: datetime) -> dict[str, Any]:
@@ -40,6 +42,7 @@ def overview_compute(*, tenant: Tenant, now: datetime) -> dict[str, Any]:
     ids = list(Playbook.objects.for_tenant(tenant).values_list("pk", flat=True))
     counts = page_selectors.counts_by(tenant, "playbook_id", ids)
     return {
+        "version": VERSION,
         "engagement": asdict(engagement),
         "weekly": {"days": [d.isoformat() for d in days], "by_status": by_status},
         "effect": {
@@ -75,7 +78,8 @@ def overview_get(*, tenant: Tenant) -> tuple[dict[str, Any], datetime]:
     """The stored overview aggregates, or fresh ones when there are none recent enough."""
     now = timezone.now()
     snapshot = PageSnapshot.objects.for_tenant(tenant).filter(name=OVERVIEW).first()
-    if snapshot is None or snapshot.computed_at < now - _max_age(tenant):
+    stale = snapshot is None or snapshot.computed_at < now - _max_age(tenant)
+    if stale or snapshot.data.get("version") != VERSION:
         overview_refresh(tenant=tenant)
         snapshot = PageSnapshot.objects.for_tenant(tenant).get(name=OVERVIEW)
     return snapshot.data, snapshot.computed_at

@@ -231,3 +231,10 @@ def test_a_tenant_without_a_snapshot_gets_one_on_its_first_visit(tenant, django_
     assert PageSnapshot.objects.for_tenant(tenant).filter(name="overview").exists()
     with django_assert_max_num_queries(STATIC_PAGES["/t/acme/"]):
         assert client.get("/t/acme/").status_code == 200
+
+
+def test_a_snapshot_of_another_shape_is_recomputed_not_misread(tenant):
+    build_pages_world(tenant, customers=4)
+    PageSnapshot.objects.for_tenant(tenant).update(data={"version": 0, "engagement": {"old": 1}})
+    assert client_for(tenant, Membership.Role.VIEWER).get("/t/acme/").status_code == 200
+    assert PageSnapshot.objects.for_tenant(tenant).get().data["version"] == 1
