@@ -78,8 +78,9 @@ def contact_names(tenant: Tenant) -> list[str]:
 # Per outreach row: the first two days with a contact from the daily rollups (an index probe on
 # (tenant, customer, name, day)), then the raw signals of those days only. The first contact at
 # or after triggered_at falls on the first such day, or on the second when the first is the
-# trigger day and its contacts came before the trigger. Probing raw signals directly read every
-# signal of the customer's 90 days (10 s for 3,000 outreach rows of the demo's busy customers).
+# trigger day and its contacts came before the trigger. Probing raw signals directly reads every
+# signal of the customer's 90 days, a cost that grows with how busy the customer is; this reads
+# at most two days of them (figures in docs/benchmarks.md).
 SWEEP_SQL = """
 WITH c AS MATERIALIZED (
     SELECT o.id, o.customer_id, o.triggered_at, o.first_contact_at AS old, ARRAY(
