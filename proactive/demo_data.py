@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+from django.db import connection
 from django.utils import timezone
 
 from accounts.models import Tenant
-from proactive.ingest import customers_upsert, signals_copy_insert
+from proactive.ingest import customers_upsert, signal_tables_analyze, signals_copy_insert
 
 FIRST = [
     "Ada",
@@ -196,6 +197,8 @@ def generate_demo_data(
             strict=True,
         )
         stored += signals_copy_insert(tenant_id=tenant.pk, rows=rows, received_at=end)
+    with connection.cursor() as cur:
+        signal_tables_analyze(cur)  # a bulk load: the pipeline runs right after it
     return DemoSummary(
         customers=n,
         signals_generated=total,

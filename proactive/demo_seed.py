@@ -160,7 +160,7 @@ def demo_seed(
 # The demo's story: setup guidance and troubleshooting help prevent a share of the contacts that
 # would have followed (re-engagement nudges and agent check-ins do little). Generated signals
 # know nothing of outreach, so without this every playbook would show noise around zero effect.
-PREVENTED_PERCENT = {"Stuck in onboarding": 45, "Sync keeps failing": 35, "High risk: agent check-in": 10}
+PREVENTED_PERCENT = {"Stuck in onboarding": 60, "Sync keeps failing": 50, "High risk: agent check-in": 20}
 
 
 def _outreach_prevents_contacts(tenant: Tenant) -> int:
