@@ -27,12 +27,27 @@ from campaigns.services import contact_match_sql
 Z95 = 1.959963984540054
 
 
+NO_ESTIMATE = {"relative_reduction": None, "ci95": None, "p_value": None, "backfiring": False}
+
+
+def _estimate(log_rr: float, se: float, reduction: float) -> dict[str, Any]:
+    """The reported shape of a log risk ratio with its standard error."""
+    lo, hi = log_rr - Z95 * se, log_rr + Z95 * se
+    return {
+        "relative_reduction": round(reduction, 6),
+        "ci95": [round(1 - math.exp(hi), 6), round(1 - math.exp(lo), 6)],
+        "p_value": round(math.erfc(abs(log_rr / se) / math.sqrt(2)), 6) if se > 0 else 1.0,
+        # The treated arm contacts support significantly MORE than its holdout.
+        "backfiring": lo > 0,
+    }
+
+
 def risk_ratio_stats(
     *, treated: int, treated_contacted: int, holdout: int, holdout_contacted: int
 ) -> dict[str, Any]:
     """relative_reduction, ci95 and p_value for two arms; None when an arm is empty."""
     if treated == 0 or holdout == 0:
-        return {"relative_reduction": None, "ci95": None, "p_value": None, "backfiring": False}
+        return dict(NO_ESTIMATE)
     a, b = float(treated_contacted), float(treated - treated_contacted)
     c, d = float(holdout_contacted), float(holdout - holdout_contacted)
     if min(a, b, c, d) == 0:
@@ -40,18 +55,10 @@ def risk_ratio_stats(
     n1, n0 = a + b, c + d
     log_rr = math.log((a / n1) / (c / n0))
     se = math.sqrt(1 / a - 1 / n1 + 1 / c - 1 / n0)
-    lo, hi = log_rr - Z95 * se, log_rr + Z95 * se
     raw_treated = treated_contacted / treated
     raw_holdout = holdout_contacted / holdout
     reduction = 1 - raw_treated / raw_holdout if raw_holdout > 0 else 1 - math.exp(log_rr)
-    p_value = math.erfc(abs(log_rr / se) / math.sqrt(2)) if se > 0 else 1.0
-    return {
-        "relative_reduction": round(reduction, 6),
-        "ci95": [round(1 - math.exp(hi), 6), round(1 - math.exp(lo), 6)],
-        "p_value": round(p_value, 6),
-        # The treated arm contacts support significantly MORE than its holdout.
-        "backfiring": lo > 0,
-    }
+    return _estimate(log_rr, se, reduction)
 
 
 def mantel_haenszel_stats(strata: list[tuple[int, int, int, int]]) -> dict[str, Any]:
@@ -65,7 +72,7 @@ def mantel_haenszel_stats(strata: list[tuple[int, int, int, int]]) -> dict[str, 
     """
     used = [(float(tc), float(t - tc), float(hc), float(h - hc)) for t, tc, h, hc in strata if t and h]
     if not used:
-        return {"relative_reduction": None, "ci95": None, "p_value": None, "backfiring": False}
+        return dict(NO_ESTIMATE)
     if not sum(a for a, _, _, _ in used) or not sum(c for _, _, c, _ in used):
         used = [(a + 0.5, b + 0.5, c + 0.5, d + 0.5) for a, b, c, d in used]
     r = s = p = 0.0
@@ -76,18 +83,22 @@ def mantel_haenszel_stats(strata: list[tuple[int, int, int, int]]) -> dict[str, 
         s += c * n1 / n
         p += (n1 * n0 * (a + c) - a * c * n) / n**2
     log_rr = math.log(r / s)
-    se = math.sqrt(p / (r * s))
-    lo, hi = log_rr - Z95 * se, log_rr + Z95 * se
+    return _estimate(log_rr, math.sqrt(p / (r * s)), 1 - math.exp(log_rr))
+
+
+def arms_payload(
+    *, window_days: int, treated: int, treated_contacted: int, holdout: int, holdout_contacted: int
+) -> dict[str, Any]:
+    """The contract's window and treated/holdout arms (the estimate is added by the caller)."""
+
+    def arm(n: int, contacted: int) -> dict[str, Any]:
+        return {"customers": n, "contacted": contacted, "rate": round(contacted / n, 6) if n else None}
+
     return {
-        "relative_reduction": round(1 - math.exp(log_rr), 6),
-        "ci95": [round(1 - math.exp(hi), 6), round(1 - math.exp(lo), 6)],
-        "p_value": round(math.erfc(abs(log_rr / se) / math.sqrt(2)), 6) if se > 0 else 1.0,
-        "backfiring": lo > 0,
+        "window_days": window_days,
+        "treated": arm(treated, treated_contacted),
+        "holdout": arm(holdout, holdout_contacted),
     }
-
-
-def _arm(n: int, contacted: int) -> dict[str, Any]:
-    return {"customers": n, "contacted": contacted, "rate": round(contacted / n, 6) if n else None}
 
 
 def effectiveness(
@@ -120,15 +131,11 @@ def effectiveness(
             [window_days, *contact_params, tenant.pk, source_id, window_days, as_of],
         )
         arms = {holdout: (n, contacted) for holdout, n, contacted in cur.fetchall()}
-    treated, holdout = arms.get(False, (0, 0)), arms.get(True, (0, 0))
-    stats = risk_ratio_stats(
-        treated=treated[0], treated_contacted=treated[1], holdout=holdout[0], holdout_contacted=holdout[1]
-    )
+    (t, tc), (h, hc) = arms.get(False, (0, 0)), arms.get(True, (0, 0))
+    counts = {"treated": t, "treated_contacted": tc, "holdout": h, "holdout_contacted": hc}
     return {
-        "window_days": window_days,
-        "treated": _arm(*treated),
-        "holdout": _arm(*holdout),
-        **stats,
+        **arms_payload(window_days=window_days, **counts),
+        **risk_ratio_stats(**counts),
         "engagement": engagement_counts(tenant=tenant, playbook=playbook, campaign=campaign),
     }
 

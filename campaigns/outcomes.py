@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from accounts.models import Tenant
 from campaigns.models import Campaign, OutcomeSweep, Outreach, Playbook
-from proactive.models import SignalName
+from campaigns.services import contact_match_sql
 from proactive.scoring.scoring import customer_id_chunks
 
 # The longest window the pages offer; a row's outcome is final once this has elapsed.
@@ -67,12 +67,15 @@ def outcomes_sweep(
 
 
 def contact_names(tenant: Tenant) -> list[str]:
-    """The signal names the tenant has sent that are contacts ('*' suffix = prefix)."""
-    patterns = list(tenant.contact_signals)
-    names = SignalName.objects.for_tenant(tenant).values_list("name", flat=True)
-    return sorted(
-        n for n in names if any(n == p or (p.endswith("*") and n.startswith(p[:-1])) for p in patterns)
-    )
+    """The signal names the tenant has sent that are contacts (campaigns.services.contact_match_sql
+    decides what a pattern matches)."""
+    contact, params = contact_match_sql(tenant, column="n.name")
+    with connection.cursor() as cur:
+        cur.execute(
+            f"SELECT n.name FROM proactive_signalname n WHERE n.tenant_id = %s AND {contact} ORDER BY 1",  # noqa: S608
+            [tenant.pk, *params],
+        )
+        return [name for (name,) in cur.fetchall()]
 
 
 # Per outreach row: the first two days with a contact from the daily rollups (an index probe on

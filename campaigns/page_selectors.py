@@ -15,7 +15,7 @@ from django.http import Http404
 
 from accounts.models import Tenant
 from campaigns.conditions import ConditionError, parse_condition, render_text
-from campaigns.effectiveness import engagement_counts, mantel_haenszel_stats, risk_ratio_stats
+from campaigns.effectiveness import arms_payload, engagement_counts, mantel_haenszel_stats, risk_ratio_stats
 from campaigns.models import Campaign, Outreach, Playbook
 from campaigns.outcomes import outcome_counts
 
@@ -196,22 +196,6 @@ def campaign_get(*, tenant: Tenant, campaign_id: Any) -> Campaign:
     return campaign
 
 
-def engaged_counts(*, tenant: Tenant, **filters: Any) -> dict[str, int]:
-    """Sent outreach and what recipients did, for sources effectiveness does not cover."""
-    return (
-        Outreach.objects.for_tenant(tenant)
-        .filter(sent_at__isnull=False, **filters)
-        .aggregate(
-            sent=Count("id"),
-            seen=Count("id", filter=Q(seen_at__isnull=False)),
-            clicked=Count("id", filter=Q(clicked_at__isnull=False)),
-            dismissed=Count("id", filter=Q(dismissed_at__isnull=False)),
-            helpful=Count("id", filter=Q(feedback=Outreach.Feedback.HELPFUL)),
-            not_helpful=Count("id", filter=Q(feedback=Outreach.Feedback.NOT_HELPFUL)),
-        )
-    )
-
-
 # --- effect over time -------------------------------------------------------------------------
 
 
@@ -280,20 +264,21 @@ def source_effect(
             tenant=tenant, window_days=window_days, swept_at=swept_at, **source
         ):
             arms[holdout] = (n, contacted)
-    t, tc = arms.get(False, (0, 0))
-    h, hc = arms.get(True, (0, 0))
+    (t, tc), (h, hc) = arms.get(False, (0, 0)), arms.get(True, (0, 0))
+    counts = {"treated": t, "treated_contacted": tc, "holdout": h, "holdout_contacted": hc}
     return {
-        **effect_totals(t, tc, h, hc, window_days),
+        **arms_payload(window_days=window_days, **counts),
+        **risk_ratio_stats(**counts),
         "engagement": engagement_counts(tenant=tenant, **source),
     }
 
 
-def effect_totals(t: int, tc: int, h: int, hc: int, window_days: int) -> dict[str, Any]:
+def _summed(weeks: list[EffectWeek]) -> dict[str, int]:
     return {
-        "window_days": window_days,
-        "treated": {"customers": t, "contacted": tc, "rate": tc / t if t else None},
-        "holdout": {"customers": h, "contacted": hc, "rate": hc / h if h else None},
-        **risk_ratio_stats(treated=t, treated_contacted=tc, holdout=h, holdout_contacted=hc),
+        "treated": sum(w.treated for w in weeks),
+        "treated_contacted": sum(w.treated_contacted for w in weeks),
+        "holdout": sum(w.holdout for w in weeks),
+        "holdout_contacted": sum(w.holdout_contacted for w in weeks),
     }
 
 
@@ -304,26 +289,18 @@ def pooled_stats(weeks: list[EffectWeek]) -> dict[str, Any]:
         return mantel_haenszel_stats(
             [(w.treated, w.treated_contacted, w.holdout, w.holdout_contacted) for w in weeks]
         )
-    return risk_ratio_stats(
-        treated=sum(w.treated for w in weeks),
-        treated_contacted=sum(w.treated_contacted for w in weeks),
-        holdout=sum(w.holdout for w in weeks),
-        holdout_contacted=sum(w.holdout_contacted for w in weeks),
-    )
+    return risk_ratio_stats(**_summed(weeks))
 
 
 def effect_summary(weeks: list[EffectWeek], window_days: int) -> dict[str, Any]:
     """The contract's treated/holdout/interval shape, pooled over `weeks`; `stratified` says
     whether the estimate compares each playbook with its own holdout (the arms' raw rates
     then mix playbooks and are not the comparison)."""
-    totals = effect_totals(
-        sum(w.treated for w in weeks),
-        sum(w.treated_contacted for w in weeks),
-        sum(w.holdout for w in weeks),
-        sum(w.holdout_contacted for w in weeks),
-        window_days,
-    )
-    return {**totals, **pooled_stats(weeks), "stratified": any(w.playbook for w in weeks)}
+    return {
+        **arms_payload(window_days=window_days, **_summed(weeks)),
+        **pooled_stats(weeks),
+        "stratified": any(w.playbook for w in weeks),
+    }
 
 
 def cumulative_effect(weeks: list[EffectWeek]) -> list[dict[str, Any]]:

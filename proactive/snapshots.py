@@ -60,13 +60,19 @@ def overview_compute(*, tenant: Tenant, now: datetime) -> dict[str, Any]:
     }
 
 
+def _store(tenant: Tenant) -> PageSnapshot:
+    now = timezone.now()
+    snapshot, _ = PageSnapshot.objects.for_tenant(tenant).update_or_create(
+        tenant=tenant,
+        name=OVERVIEW,
+        defaults={"computed_at": now, "data": overview_compute(tenant=tenant, now=now)},
+    )
+    return snapshot
+
+
 def overview_refresh(*, tenant: Tenant, as_of: datetime | None = None, run: Any = None) -> dict[str, Any]:
     """The pipeline step: recompute and store (as of now: outreach is what is stored now)."""
-    now = timezone.now()
-    data = overview_compute(tenant=tenant, now=now)
-    PageSnapshot.objects.for_tenant(tenant).update_or_create(
-        tenant=tenant, name=OVERVIEW, defaults={"computed_at": now, "data": data}
-    )
+    data = _store(tenant).data
     return {"playbooks": len(data["playbooks"]), "weeks": len(data["effect"]["weeks"])}
 
 
@@ -80,8 +86,7 @@ def overview_get(*, tenant: Tenant) -> tuple[dict[str, Any], datetime]:
     snapshot = PageSnapshot.objects.for_tenant(tenant).filter(name=OVERVIEW).first()
     stale = snapshot is None or snapshot.computed_at < now - _max_age(tenant)
     if stale or snapshot.data.get("version") != VERSION:
-        overview_refresh(tenant=tenant)
-        snapshot = PageSnapshot.objects.for_tenant(tenant).get(name=OVERVIEW)
+        snapshot = _store(tenant)
     return snapshot.data, snapshot.computed_at
 
 
