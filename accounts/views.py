@@ -18,7 +18,7 @@ def home(request: HttpRequest) -> HttpResponse:
         Membership.objects.filter(user=request.user).select_related("tenant").order_by("tenant__name")
     )
     if len(memberships) == 1:
-        return redirect("proactive:overview", tenant_slug=memberships[0].tenant.slug)
+        return redirect("dashboard:overview", tenant_slug=memberships[0].tenant.slug)
     return render(request, "accounts/choose_tenant.html", {"memberships": memberships})
 
 

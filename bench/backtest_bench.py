@@ -49,7 +49,7 @@ def main() -> None:
     from accounts.models import Tenant
     from accounts.services import tenant_create
     from campaigns.services import playbook_backtest
-    from proactive.demo_data import generate_demo_data
+    from demo.data import generate_demo_data
     from proactive.features.compute import compute_features
 
     slug = f"bench-backtest-{args.customers}-{args.days}"

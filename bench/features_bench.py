@@ -33,7 +33,7 @@ def main() -> None:
 
     from accounts.models import Tenant
     from accounts.services import tenant_create
-    from proactive.demo_data import generate_demo_data
+    from demo.data import generate_demo_data
     from proactive.features.compute import compute_features, default_metrics
 
     slug = f"bench-f2-{args.customers}-{args.days}"

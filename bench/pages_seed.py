@@ -3,7 +3,7 @@
     DATABASE_URL=... DEBUG=1 .venv/bin/python bench/pages_seed.py --customers 20000 --weeks 10
 
 The story (signals, playbooks, a campaign, pipeline history, engagement) is the one
-`make demo` seeds: proactive/demo_seed.py. Run it on an empty database.
+`make demo` seeds: demo/seed.py. Run it on an empty database.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "proactive.settings")
 django.setup()
 
-from proactive.demo_seed import demo_seed  # noqa: E402
+from demo.seed import demo_seed  # noqa: E402
 
 
 def main() -> None:

@@ -36,9 +36,9 @@ from accounts.models import Membership, Tenant  # noqa: E402
 from accounts.services import membership_set, user_get_or_create  # noqa: E402
 from campaigns.models import Campaign, Playbook  # noqa: E402
 from campaigns.outcomes import outcomes_sweep  # noqa: E402
+from dashboard.snapshots import overview_refresh  # noqa: E402
 from proactive.ingest import rollups_rebuild  # noqa: E402
 from proactive.models import Customer, PipelineRun, RiskModel  # noqa: E402
-from proactive.snapshots import overview_refresh  # noqa: E402
 
 SLUG = "bench-pages"
 

@@ -3,7 +3,7 @@
     DEBUG=1 DATABASE_URL=postgresql://postgres@127.0.0.1:5432/h2 \
         .venv/bin/python bench/scoring_bench.py --customers 100000 --days 90
 
-1. generates N customers x D days with `proactive.demo_data` (once per size and seed);
+1. generates N customers x D days with `demo.data` (once per size and seed);
 2. trains as of `end - horizon` (8 cut-offs: 6 training + 2 validation), timed;
 3. scores every customer as of `end - horizon` end to end (features, predict, reasons, write), timed;
 4. measures AUC on the window (end - horizon, end], which no training label saw, for the model
@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
 from accounts.models import Tenant  # noqa: E402
-from proactive.demo_data import generate_demo_data  # noqa: E402
+from demo.data import generate_demo_data  # noqa: E402
 from proactive.features.compute import compute_features  # noqa: E402
 from proactive.features.metrics import parse_metric  # noqa: E402
 from proactive.models import RiskScore  # noqa: E402

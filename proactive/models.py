@@ -205,7 +205,7 @@ class PipelineRun(TenantOwned):
 
 
 class PageSnapshot(TenantOwned):
-    """A page's aggregates as computed by the last pipeline run (proactive.snapshots): at
+    """A page's aggregates as computed by the last pipeline run (dashboard.snapshots): at
     100,000 customers they scan every outreach row, too slow to do on each page view."""
 
     name = models.CharField(max_length=40)

@@ -63,6 +63,9 @@ INSTALLED_APPS = [
     "accounts",
     "proactive",
     "campaigns",
+    "pipeline",
+    "dashboard",
+    "demo",
 ]
 
 MIDDLEWARE = [

@@ -22,9 +22,9 @@ urlpatterns = [
     path("api/v1/", include((api_v1, "api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("", include("accounts.urls")),
-    path("", include("proactive.page_urls")),
-    path("", include("campaigns.page_urls")),
+    path("", include("dashboard.urls")),
     path("", include("campaigns.urls")),
+    path("", include("demo.urls")),
 ]
 
 admin.site.site_header = "Proactive administration"

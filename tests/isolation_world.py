@@ -13,6 +13,7 @@ from accounts.models import AuditLog, Membership, Tenant
 from accounts.services import api_key_create
 from campaigns.models import OutcomeSweep, OutreachEvent
 from campaigns.outcomes import outcomes_sweep
+from dashboard.snapshots import overview_refresh
 from proactive.models import (
     PageSnapshot,
     PipelineRun,
@@ -22,7 +23,6 @@ from proactive.models import (
     SignalDaily,
     SignalName,
 )
-from proactive.snapshots import overview_refresh
 from tests.factories import (
     CampaignFactory,
     CustomerFactory,

@@ -132,12 +132,12 @@ GLOBAL_ADMIN_APPS = {"auth", "django_celery_beat"}
 # url name -> {param: how to find tenant B's value}. Add new routes here.
 URL_OBJECT_PARAMS: dict[str, dict] = {
     "accounts:key_revoke": {"prefix": lambda w: w.of(apps.get_model("accounts.ApiKey")).prefix},
-    # Tenant pages (proactive.page_urls, campaigns.page_urls): tenant B's objects.
-    "proactive:customer": {"external_id": lambda w: w.of(apps.get_model("proactive.Customer")).external_id},
-    "proactive:run": {"run_id": _pk("proactive.PipelineRun")},
-    "playbooks:detail": {"playbook_id": _pk("campaigns.Playbook")},
-    "playbooks:backtest": {"playbook_id": _pk("campaigns.Playbook")},
-    "playbooks:campaign_detail": {"campaign_id": _pk("campaigns.Campaign")},
+    # Tenant pages (dashboard.urls, dashboard.playbook_urls): tenant B's objects.
+    "dashboard:customer": {"external_id": lambda w: w.of(apps.get_model("proactive.Customer")).external_id},
+    "dashboard:run": {"run_id": _pk("proactive.PipelineRun")},
+    "dashboard:playbook_detail": {"playbook_id": _pk("campaigns.Playbook")},
+    "dashboard:playbook_backtest": {"playbook_id": _pk("campaigns.Playbook")},
+    "dashboard:campaign_detail": {"campaign_id": _pk("campaigns.Campaign")},
     "api:customer_detail": {"external_id": lambda w: w.of(apps.get_model("proactive.Customer")).external_id},
     # Playbooks, campaigns and incidents API (campaigns.api_urls): tenant B's ids.
     **{
@@ -148,16 +148,16 @@ URL_OBJECT_PARAMS: dict[str, dict] = {
     "api:campaign_effectiveness": {"campaign_id": _pk("campaigns.Campaign")},
     "api:incident": {"incident_id": _pk("campaigns.Incident")},
     "api:incident_resolve": {"incident_id": _pk("campaigns.Incident")},
-    # The review queue (campaigns.urls): every item route gets tenant B's outreach.
+    # The review queue (dashboard.urls): every item route gets tenant B's outreach.
     **{
-        f"campaigns:{name}": {"outreach_id": _pk("campaigns.Outreach")}
+        f"dashboard:{name}": {"outreach_id": _pk("campaigns.Outreach")}
         for name in ("item", "item_preview", "item_claim", "item_release", "item_edit", "item_send")
         + ("item_reject", "item_snooze")
     },
     # The end-customer inbox: A's personas carry no customer JWT for B, so it must refuse.
     "api:inbox_event": {"outreach_id": _pk("campaigns.Outreach")},
     # A validly shaped unsubscribe token for B's customer, signed with the wrong salt: forging fails.
-    # (campaigns:demo_app has no parameters: it serves only the tenant slugged "demo".)
+    # (demo:app has no parameters: it serves only the tenant slugged "demo".)
     "campaigns:unsubscribe": {
         "token": lambda w: signing.Signer(salt="forged").sign_object(
             {"t": w.tenant_b.pk, "c": w.of(apps.get_model("proactive.Customer")).pk}

@@ -12,10 +12,10 @@ from django.utils import timezone
 from campaigns.effectiveness import effectiveness
 from campaigns.models import OutcomeSweep, Outreach
 from campaigns.outcomes import OUTCOME_DAYS, outcome_counts, outcomes_sweep, sweep_get
-from campaigns.page_selectors import source_effect
+from dashboard.effect_selectors import source_effect
+from pipeline.runs import run_pipeline
 from proactive.ingest import rollups_rebuild
 from proactive.models import Signal
-from proactive.scoring.pipeline import run_pipeline
 from tests.campaigns.helpers import make_customers
 from tests.factories import OutreachFactory, PlaybookFactory, TenantFactory
 

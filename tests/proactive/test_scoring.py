@@ -13,16 +13,16 @@ from django.utils import timezone
 from psycopg.types.json import Jsonb
 
 from accounts.models import Tenant
+from pipeline.runs import STALE_AFTER, run_claim, run_pipeline
+from pipeline.tasks import pipeline_run_task, schedule_scoring_task, score_chunk_task
 from proactive.ingest import signals_copy_insert
 from proactive.models import Customer, PipelineRun, RiskModel, RiskScore, RiskScoreDaily
 from proactive.scoring import model as ml
 from proactive.scoring import training
 from proactive.scoring.labels import customer_first_seen, labels_for
-from proactive.scoring.pipeline import STALE_AFTER, run_claim, run_pipeline
 from proactive.scoring.registry import active_model, model_train
 from proactive.scoring.scoring import score_all
 from proactive.scoring.selectors import customer_risk
-from proactive.tasks import pipeline_run_task, schedule_scoring_task, score_chunk_task
 from tests.proactive import scoring_world
 from tests.proactive.scoring_world import START
 

@@ -130,7 +130,7 @@ def test_every_session_route_refuses_a_post_without_a_csrf_token(db):
 
 def test_the_csrf_walk_covers_pages_htmx_and_admin():
     names = {n for n, _ in _csrf_routes()}
-    assert {"campaigns:item_send", "campaigns:bulk", "accounts:keys_rotate", "admin:index"} <= names
+    assert {"dashboard:item_send", "dashboard:bulk", "accounts:keys_rotate", "admin:index"} <= names
     assert len(names) > 100
 
 

@@ -147,10 +147,10 @@ def _pages(world: dict) -> list[tuple[Client, str, dict | None]]:
     agent.force_login(world["agent"])
     admin.force_login(world["admin"])
     pages = [
-        (agent, reverse("campaigns:queue", kwargs={"tenant_slug": slug})),
-        (agent, reverse("campaigns:queue", kwargs={"tenant_slug": slug}) + "?page=2"),
-        (admin, reverse("playbooks:list", kwargs={"tenant_slug": slug})),
-        (admin, reverse("proactive:customers", kwargs={"tenant_slug": slug})),
+        (agent, reverse("dashboard:queue", kwargs={"tenant_slug": slug})),
+        (agent, reverse("dashboard:queue", kwargs={"tenant_slug": slug}) + "?page=2"),
+        (admin, reverse("dashboard:playbook_list", kwargs={"tenant_slug": slug})),
+        (admin, reverse("dashboard:customers", kwargs={"tenant_slug": slug})),
         (admin, reverse("admin:campaigns_playbook_changelist")),
         (admin, reverse("admin:campaigns_outreach_changelist")),
         (admin, reverse("admin:proactive_customer_changelist")),
@@ -159,19 +159,21 @@ def _pages(world: dict) -> list[tuple[Client, str, dict | None]]:
     for customer, playbook, sent, review in world["rows"]:
         item = {"tenant_slug": slug, "outreach_id": review.pk}
         # The agent's live preview of an edit (POST, renders without saving).
-        preview = reverse("campaigns:item_preview", kwargs=item)
+        preview = reverse("dashboard:item_preview", kwargs=item)
         pages.append((agent, preview, {"title": customer.name, "body": review.body + customer.name}))
         pages += [
-            (agent, reverse("campaigns:item", kwargs=item), None),
+            (agent, reverse("dashboard:item", kwargs=item), None),
             (
                 admin,
-                reverse("playbooks:detail", kwargs={"tenant_slug": slug, "playbook_id": playbook.pk}),
+                reverse(
+                    "dashboard:playbook_detail", kwargs={"tenant_slug": slug, "playbook_id": playbook.pk}
+                ),
                 None,
             ),
             (
                 admin,
                 reverse(
-                    "proactive:customer", kwargs={"tenant_slug": slug, "external_id": customer.external_id}
+                    "dashboard:customer", kwargs={"tenant_slug": slug, "external_id": customer.external_id}
                 ),
                 None,
             ),

@@ -114,7 +114,7 @@ def test_a_killed_worker_loses_nothing_and_duplicates_nothing(crash_tenant):
     tenant = crash_tenant
     as_of = timezone.now()
     publish(
-        "from proactive.tasks import pipeline_run_task\n"
+        "from pipeline.tasks import pipeline_run_task\n"
         f"pipeline_run_task.apply_async(kwargs={{'tenant_id': {tenant.pk}, 'kind': 'score', "
         f"'window_key': 'crash-test', 'as_of': '{as_of.isoformat()}', 'chunk_size': {CHUNK}}})"
     )
@@ -158,7 +158,7 @@ def test_two_dispatchers_for_one_window_run_it_once(crash_tenant):
     out = publish(
         "from django.utils import timezone\n"
         "from proactive.models import PipelineRun\n"
-        "from proactive.tasks import _schedule\n"
+        "from pipeline.tasks import _schedule\n"
         "now = timezone.now()\n"
         "print(_schedule(PipelineRun.Kind.SCORE, now) + _schedule(PipelineRun.Kind.SCORE, now))"
     )

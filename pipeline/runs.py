@@ -41,14 +41,14 @@ class Step:
 
 
 STEPS: list[Step] = [
-    Step("features", "proactive.scoring.pipeline.step_features"),
-    Step("train", "proactive.scoring.pipeline.step_train", train_only=True, critical=False),
-    Step("score", "proactive.scoring.pipeline.step_score"),
+    Step("features", "pipeline.runs.step_features"),
+    Step("train", "pipeline.runs.step_train", train_only=True, critical=False),
+    Step("score", "pipeline.runs.step_score"),
     Step("playbooks", "campaigns.services.playbooks_evaluate"),
     Step("campaigns", "campaigns.services.campaigns_send_due"),
     # Pages read outcomes from here; a failure leaves them one sweep older, nothing else.
     Step("outcomes", "campaigns.outcomes.outcomes_sweep", critical=False),
-    Step("pages", "proactive.snapshots.overview_refresh", critical=False),
+    Step("pages", "dashboard.snapshots.overview_refresh", critical=False),
 ]
 
 

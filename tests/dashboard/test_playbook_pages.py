@@ -8,16 +8,16 @@ from django.test import Client
 from accounts.models import Membership
 from campaigns.effectiveness import effectiveness
 from campaigns.outcomes import outcomes_sweep
+from tests.dashboard.pages_world import build_pages_world
+from tests.dashboard.test_pages import ROLES, chart_specs, client_for
 from tests.factories import PlaybookFactory, UserFactory
-from tests.proactive.pages_world import build_pages_world
-from tests.proactive.test_pages import ROLES, chart_specs, client_for
 
 
 @pytest.fixture(autouse=True)
 def no_page_cache(monkeypatch):
     """Pages keep aggregates for minutes; here every request reads its own rows (a shared
     Redis is never flushed: other suites use it too)."""
-    monkeypatch.setattr("proactive.selectors.PAGE_CACHE_SECONDS", 0)
+    monkeypatch.setattr("dashboard.selectors.PAGE_CACHE_SECONDS", 0)
 
 
 def source_pages(world) -> dict[str, int]:
@@ -130,7 +130,7 @@ def test_window_days_is_clamped(tenant):
 
 
 def test_effect_sentences_never_say_minus_zero():
-    from campaigns.page_views import effect_display
+    from dashboard.playbook_views import effect_display
 
     effect = {
         "ci95": [-0.001, 0.46],

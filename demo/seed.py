@@ -21,11 +21,11 @@ from accounts.services import membership_set, tenant_create, user_get_or_create
 from campaigns.models import Campaign, Playbook
 from campaigns.queue import outreach_expire_overdue
 from campaigns.services import campaign_create, playbook_create
-from proactive.demo_data import generate_demo_data
+from dashboard.snapshots import overview_refresh
+from demo.data import generate_demo_data
+from pipeline.runs import run_pipeline
 from proactive.ingest import rollups_rebuild
 from proactive.models import Customer, PipelineRun
-from proactive.scoring.pipeline import run_pipeline
-from proactive.snapshots import overview_refresh
 
 DEMO_SLUG = "demo"
 ADMIN = ("admin@demo.test", "demo-admin-pass")

@@ -7,7 +7,7 @@ from django.db import connection
 from django.test import Client
 
 from campaigns.models import Outreach, Playbook
-from proactive.demo_seed import ADMIN, DEMO_SLUG, PREVENTED_PERCENT, demo_seed
+from demo.seed import ADMIN, DEMO_SLUG, PREVENTED_PERCENT, demo_seed
 from proactive.models import PageSnapshot, PipelineRun, Signal
 
 pytestmark = pytest.mark.django_db
@@ -52,7 +52,7 @@ def test_the_demo_seeds_a_story_every_page_can_show():
 
 
 def test_prevented_contacts_come_only_from_customers_who_were_reached(monkeypatch):
-    monkeypatch.setattr("proactive.demo_seed.PREVENTED_PERCENT", dict.fromkeys(PREVENTED_PERCENT, 100))
+    monkeypatch.setattr("demo.seed.PREVENTED_PERCENT", dict.fromkeys(PREVENTED_PERCENT, 100))
     tenant = demo_seed(customers=300, days=60, weeks=2, log=lambda line: None)
     # Every contact after a delivered message of those playbooks is gone (up to the final run's
     # outreach, fired after the removal); the holdout's are all still there.

@@ -12,12 +12,12 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from accounts.tenancy import tenant_view
-from campaigns import page_selectors
 from campaigns.outcomes import OUTCOME_DAYS, sweep_get
-from campaigns.page_selectors import EffectWeek
 from campaigns.services import playbook_backtest
-from proactive.charts import chart, outreach_weekly_chart, series
-from proactive.selectors import outreach_weekly
+from dashboard import effect_selectors
+from dashboard.charts import chart, outreach_weekly_chart, series
+from dashboard.effect_selectors import EffectWeek
+from dashboard.selectors import outreach_weekly
 
 BACKTEST_DAYS = 14
 BACKTEST_CACHE_SECONDS = 3600
@@ -76,7 +76,7 @@ def effect_rates_chart(weeks: list[EffectWeek]) -> dict[str, Any]:
 
 
 def effect_cumulative_chart(weeks: list[EffectWeek]) -> dict[str, Any]:
-    points = page_selectors.cumulative_effect(weeks)
+    points = effect_selectors.cumulative_effect(weeks)
     lows = [p["ci95"][0] if p["ci95"] else None for p in points]
     highs = [p["ci95"][1] if p["ci95"] else None for p in points]
     return chart(
@@ -139,7 +139,7 @@ def playbook_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "campaigns/playbook_list.html",
-        {"rows": page_selectors.playbook_list(tenant=tenant)},
+        {"rows": effect_selectors.playbook_list(tenant=tenant)},
     )
 
 
@@ -150,10 +150,10 @@ def _source_context(request: HttpRequest, **source: Any) -> dict[str, Any]:
     sweep = sweep_get(tenant=tenant)
     swept_at = sweep.swept_at if sweep else None
     effect = effect_display(
-        page_selectors.source_effect(tenant=tenant, window_days=window_days, swept_at=swept_at, **source)
+        effect_selectors.source_effect(tenant=tenant, window_days=window_days, swept_at=swept_at, **source)
     )
-    weeks = page_selectors.effect_weeks(tenant=tenant, window_days=window_days, swept_at=swept_at, **source)
-    breakdown = page_selectors.breakdown_get(tenant=tenant, **source)
+    weeks = effect_selectors.effect_weeks(tenant=tenant, window_days=window_days, swept_at=swept_at, **source)
+    breakdown = effect_selectors.breakdown_get(tenant=tenant, **source)
     return {
         "window_days": window_days,
         "window_choices": sorted({7, 14, 28, min(tenant.horizon_days, MAX_WINDOW_DAYS), window_days}),
@@ -175,11 +175,11 @@ def _weekly_chart(tenant: Any, now: datetime, source: dict[str, Any]) -> dict[st
 @tenant_view()
 def playbook_detail(request: HttpRequest, playbook_id: Any) -> HttpResponse:
     tenant = request.tenant  # type: ignore[attr-defined]
-    playbook = page_selectors.playbook_get(tenant=tenant, playbook_id=playbook_id)
+    playbook = effect_selectors.playbook_get(tenant=tenant, playbook_id=playbook_id)
     context = _source_context(request, playbook=playbook)
     context.update(
         playbook=playbook,
-        condition=page_selectors.condition_text(playbook.trigger),
+        condition=effect_selectors.condition_text(playbook.trigger),
         backtest_days=BACKTEST_DAYS,
     )
     return render(request, "campaigns/playbook_detail.html", context)
@@ -203,7 +203,7 @@ def backtest_cached(*, tenant: Any, playbook: Any, window_days: int) -> dict[str
 @tenant_view()
 def playbook_backtest_fragment(request: HttpRequest, playbook_id: Any) -> HttpResponse:
     tenant = request.tenant  # type: ignore[attr-defined]
-    playbook = page_selectors.playbook_get(tenant=tenant, playbook_id=playbook_id)
+    playbook = effect_selectors.playbook_get(tenant=tenant, playbook_id=playbook_id)
     result = backtest_cached(tenant=tenant, playbook=playbook, window_days=_window_days(request))
     days = result["days"]
     labels = [datetime.fromisoformat(d["as_of"]).strftime("%d %b") for d in days]
@@ -248,14 +248,14 @@ def campaign_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "campaigns/campaign_list.html",
-        {"rows": page_selectors.campaign_list(tenant=tenant)},
+        {"rows": effect_selectors.campaign_list(tenant=tenant)},
     )
 
 
 @tenant_view()
 def campaign_detail(request: HttpRequest, campaign_id: Any) -> HttpResponse:
     tenant = request.tenant  # type: ignore[attr-defined]
-    campaign = page_selectors.campaign_get(tenant=tenant, campaign_id=campaign_id)
+    campaign = effect_selectors.campaign_get(tenant=tenant, campaign_id=campaign_id)
     context = _source_context(request, campaign=campaign)
-    context.update(campaign=campaign, condition=page_selectors.condition_text(campaign.audience))
+    context.update(campaign=campaign, condition=effect_selectors.condition_text(campaign.audience))
     return render(request, "campaigns/campaign_detail.html", context)

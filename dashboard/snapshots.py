@@ -17,11 +17,10 @@ from typing import Any
 from django.utils import timezone
 
 from accounts.models import Tenant
-from campaigns import page_selectors
 from campaigns.models import Playbook
 from campaigns.outcomes import OUTCOME_DAYS, sweep_get
-from campaigns.page_selectors import Breakdown, EffectWeek
-from proactive import selectors
+from dashboard import effect_selectors, selectors
+from dashboard.effect_selectors import Breakdown, EffectWeek
 from proactive.models import PageSnapshot
 
 OVERVIEW = "overview"
@@ -36,11 +35,11 @@ def overview_compute(*, tenant: Tenant, now: datetime) -> dict[str, Any]:
     days, by_status = selectors.outreach_weekly(tenant=tenant, now=now)
     sweep = sweep_get(tenant=tenant)
     window_days = min(tenant.horizon_days, OUTCOME_DAYS)
-    weeks = page_selectors.effect_weeks(
+    weeks = effect_selectors.effect_weeks(
         tenant=tenant, window_days=window_days, swept_at=sweep.swept_at if sweep else None, all_playbooks=True
     )
     ids = list(Playbook.objects.for_tenant(tenant).values_list("pk", flat=True))
-    counts = page_selectors.counts_by(tenant, "playbook_id", ids)
+    counts = effect_selectors.counts_by(tenant, "playbook_id", ids)
     return {
         "version": VERSION,
         "engagement": asdict(engagement),

@@ -9,7 +9,7 @@ from datetime import datetime
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.models import Tenant
-from proactive.demo_data import generate_demo_data
+from demo.data import generate_demo_data
 
 
 class Command(BaseCommand):

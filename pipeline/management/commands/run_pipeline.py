@@ -8,8 +8,8 @@ from datetime import datetime
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.models import Tenant
+from pipeline.runs import run_pipeline
 from proactive.models import PipelineRun
-from proactive.scoring.pipeline import run_pipeline
 
 
 class Command(BaseCommand):

@@ -12,10 +12,10 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.models import Membership
+from dashboard.snapshots import overview_refresh
 from proactive.models import Customer, PageSnapshot
-from proactive.snapshots import overview_refresh
+from tests.dashboard.pages_world import build_pages_world
 from tests.factories import CustomerFactory, MembershipFactory, OutreachFactory, UserFactory
-from tests.proactive.pages_world import build_pages_world
 
 ROLES = [Membership.Role.ADMIN, Membership.Role.AGENT, Membership.Role.VIEWER]
 # path -> max queries (session, user, membership, nav memberships + the page's own).
@@ -58,7 +58,7 @@ def world_pages(world) -> dict[str, int]:
 def no_page_cache(monkeypatch):
     """Pages keep aggregates for minutes; here every request reads its own rows (a shared
     Redis is never flushed: other suites use it too)."""
-    monkeypatch.setattr("proactive.selectors.PAGE_CACHE_SECONDS", 0)
+    monkeypatch.setattr("dashboard.selectors.PAGE_CACHE_SECONDS", 0)
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -192,7 +192,7 @@ def test_fatigue_counts_the_budget_as_firing_does(tenant):
 
 
 def test_expensive_aggregates_are_cached_between_requests(tenant, monkeypatch, django_assert_max_num_queries):
-    monkeypatch.setattr("proactive.selectors.PAGE_CACHE_SECONDS", 60)
+    monkeypatch.setattr("dashboard.selectors.PAGE_CACHE_SECONDS", 60)
     build_pages_world(tenant, customers=4)
     client = client_for(tenant, Membership.Role.VIEWER)
     first = chart_specs(client.get("/t/acme/fatigue/"))

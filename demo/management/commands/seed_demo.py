@@ -6,7 +6,7 @@ import os
 
 from django.core.management.base import BaseCommand
 
-from proactive.demo_seed import demo_logins, demo_seed
+from demo.seed import demo_logins, demo_seed
 
 
 class Command(BaseCommand):

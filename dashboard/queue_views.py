@@ -1,13 +1,11 @@
-"""Pages: the agents' review queue and item view, the demo customer app, email unsubscribe."""
+"""Pages: the agents' review queue and the outreach item view."""
 
 from __future__ import annotations
 
 import json
-import time
 from datetime import datetime, timedelta
 from typing import Any
 
-import jwt
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
@@ -15,7 +13,6 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
-from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 
@@ -23,10 +20,9 @@ from accounts.models import Membership, Tenant
 from accounts.tenancy import tenant_view
 from campaigns import queue
 from campaigns.conditions import ConditionError, iter_leaves, parse_condition, render_text
-from campaigns.delivery import customer_for_unsubscribe_token, customer_unsubscribe
 from campaigns.models import Outreach, OutreachEvent, Playbook, Priority
 from campaigns.rendering import render_message, unknown_variables
-from proactive.models import Customer, RiskScore, Signal
+from proactive.models import RiskScore, Signal
 
 PAGE_SIZE = 50
 QUEUE_COLUMNS = (
@@ -46,7 +42,6 @@ QUEUE_COLUMNS = (
     "playbook__name",
     "claimed_by__email",
 )
-DEMO_SLUG = "demo"
 AGENT = Membership.Role.AGENT
 
 
@@ -108,8 +103,8 @@ def claim_next(request: HttpRequest) -> HttpResponse:
     outreach = queue.outreach_claim_next(tenant=tenant, user=request.user, filters=filters)  # type: ignore[arg-type]
     if outreach is None:
         messages.info(request, "Nothing left to claim: the queue is clear.")
-        return redirect("campaigns:queue", tenant_slug=tenant.slug)
-    return redirect("campaigns:item", tenant_slug=tenant.slug, outreach_id=outreach.pk)
+        return redirect("dashboard:queue", tenant_slug=tenant.slug)
+    return redirect("dashboard:item", tenant_slug=tenant.slug, outreach_id=outreach.pk)
 
 
 @require_POST
@@ -135,7 +130,7 @@ def bulk(request: HttpRequest) -> HttpResponse:
             verb = "Sent" if action == "send" else "Rejected"
             note = f"; skipped {result.skipped} held by others or no longer pending" if result.skipped else ""
             messages.success(request, f"{verb} {len(result.done)} item(s){note}.")
-    back = reverse("campaigns:queue", kwargs={"tenant_slug": tenant.slug})
+    back = reverse("dashboard:queue", kwargs={"tenant_slug": tenant.slug})
     query = request.POST.get("return_query", "")
     return redirect(f"{back}?{query}" if query else back)
 
@@ -250,7 +245,7 @@ def _act(request: HttpRequest, outreach_id: Any, action: str) -> HttpResponse:
     tenant = _tenant(request)
     user = request.user
     outreach = _get_outreach(request, outreach_id)
-    back_to_item = redirect("campaigns:item", tenant_slug=tenant.slug, outreach_id=outreach.pk)
+    back_to_item = redirect("dashboard:item", tenant_slug=tenant.slug, outreach_id=outreach.pk)
     try:
         if action == "claim":
             queue.outreach_claim(tenant=tenant, outreach_id=outreach.pk, user=user)  # type: ignore[arg-type]
@@ -259,7 +254,7 @@ def _act(request: HttpRequest, outreach_id: Any, action: str) -> HttpResponse:
         if action == "release":
             queue.outreach_release(tenant=tenant, outreach_id=outreach.pk, user=user)  # type: ignore[arg-type]
             messages.info(request, "Released back to the queue.")
-            return redirect("campaigns:queue", tenant_slug=tenant.slug)
+            return redirect("dashboard:queue", tenant_slug=tenant.slug)
         if action == "edit":
             queue.outreach_edit(
                 tenant=tenant,
@@ -290,7 +285,7 @@ def _act(request: HttpRequest, outreach_id: Any, action: str) -> HttpResponse:
     except queue.QueueError as exc:
         messages.error(request, str(exc))
         return back_to_item
-    return redirect("campaigns:queue", tenant_slug=tenant.slug)
+    return redirect("dashboard:queue", tenant_slug=tenant.slug)
 
 
 def _parse_until(value: str, tenant: Tenant) -> datetime | None:
@@ -321,61 +316,3 @@ item_edit = _action_view("edit")
 item_send = _action_view("send")
 item_reject = _action_view("reject")
 item_snooze = _action_view("snooze")
-
-
-def demo_token(*, tenant: Tenant, external_id: str, lifetime: timedelta = timedelta(hours=1)) -> str:
-    """What a tenant's backend does: sign who the customer is with the identity secret."""
-    now = int(time.time())
-    claims = {"sub": external_id, "iat": now, "exp": now + int(lifetime.total_seconds())}
-    return jwt.encode(claims, tenant.identity_secret, algorithm="HS256")
-
-
-def demo_app(request: HttpRequest) -> HttpResponse:
-    """A pretend tenant product page that embeds the widget for one of the demo tenant's customers.
-
-    Only the demo tenant (`seed_demo`) has one; elsewhere it is a 404.
-    """
-    tenant = Tenant.objects.filter(slug=DEMO_SLUG).first()
-    if tenant is None:
-        raise Http404("No demo tenant")
-    customers = Customer.objects.for_tenant(tenant)
-    # Customers with a message waiting come first, so the widget has something to show.
-    with_messages = customers.filter(
-        pk__in=Outreach.objects.for_tenant(tenant)
-        .filter(status=Outreach.Status.SENT, channel=Outreach.Channel.IN_APP, dismissed_at=None)
-        .values("customer_id")
-    ).order_by("created_at")
-    wanted = request.GET.get("customer")
-    customer = (
-        customers.filter(external_id=wanted).first()
-        if wanted
-        else (with_messages.first() or customers.order_by("created_at").first())
-    )
-    if customer is None:
-        raise Http404("No such demo customer")
-    context = {
-        "tenant": tenant,
-        "customer": customer,
-        "token": demo_token(tenant=tenant, external_id=customer.external_id),
-        "api_base": request.build_absolute_uri("/api/v1"),
-        "others": with_messages.exclude(pk=customer.pk).values_list("external_id", "name")[:8],
-    }
-    response = render(request, "campaigns/demo_app.html", context)
-    response["Cache-Control"] = "no-store"
-    return response
-
-
-@csrf_exempt
-def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
-    """The link in every email. GET asks for confirmation (link scanners must not unsubscribe);
-    POST unsubscribes, also as RFC 8058 one-click from the mail client (hence no CSRF token)."""
-    customer = customer_for_unsubscribe_token(token)
-    if customer is None:
-        raise Http404("Unknown or damaged unsubscribe link")
-    done = customer.email_unsubscribed_at is not None
-    if request.method == "POST":
-        customer_unsubscribe(customer=customer)
-        done = True
-    elif request.method not in ("GET", "HEAD"):
-        return HttpResponse(status=405)
-    return render(request, "campaigns/unsubscribe.html", {"tenant_name": customer.tenant.name, "done": done})

@@ -10,9 +10,9 @@ from django.utils import timezone
 from accounts.models import Tenant
 from campaigns.models import Campaign, Outreach, Playbook
 from campaigns.outcomes import outcomes_sweep
+from dashboard.snapshots import overview_refresh
 from proactive.ingest import rollups_rebuild
 from proactive.models import PipelineRun, RiskModel, RiskScore, RiskScoreDaily
-from proactive.snapshots import overview_refresh
 from tests.factories import CampaignFactory, CustomerFactory, OutreachFactory, PlaybookFactory, SignalFactory
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from accounts.models import Membership
+from tests.dashboard.pages_world import build_pages_world
 from tests.factories import MembershipFactory, TenantFactory
-from tests.proactive.pages_world import build_pages_world
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
@@ -27,7 +27,7 @@ def page(monkeypatch, live_server, transactional_db):
     from playwright.sync_api import sync_playwright
 
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    monkeypatch.setattr("proactive.selectors.PAGE_CACHE_SECONDS", 0)
+    monkeypatch.setattr("dashboard.selectors.PAGE_CACHE_SECONDS", 0)
     tenant = TenantFactory(slug="acme", name="Acme")
     empty = TenantFactory(slug="empty", name="Empty Inc.")
     membership = MembershipFactory(tenant=tenant, role=Membership.Role.ADMIN, user__email="ann@acme.test")

@@ -6,7 +6,7 @@ import numpy as np
 from django.core.management import call_command
 from django.db import connection
 
-from proactive.demo_data import generate_demo_data
+from demo.data import generate_demo_data
 from proactive.features.compute import compute_features
 from proactive.features.metrics import parse_metric
 from proactive.models import Customer, Signal, SignalDaily

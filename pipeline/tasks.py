@@ -13,8 +13,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Tenant
+from pipeline.runs import STALE_AFTER, run_claim, run_finish, run_steps, window_key_for
 from proactive.models import PipelineRun, RiskModel
-from proactive.scoring.pipeline import STALE_AFTER, run_claim, run_finish, run_steps, window_key_for
 from proactive.scoring.scoring import CHUNK_SIZE, Scorer, customer_id_chunks, score_range
 
 TASK_OPTS = {"acks_late": True, "ignore_result": True}

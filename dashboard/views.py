@@ -1,7 +1,7 @@
 """Tenant pages: overview, model, customers, pipeline runs and fatigue.
 
-Views parse the request, call selectors (proactive.selectors, campaigns.page_selectors),
-turn their output into chart specs (proactive.charts) and render.
+Views parse the request, call selectors (dashboard.selectors, dashboard.effect_selectors),
+turn their output into chart specs (dashboard.charts) and render.
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from accounts.tenancy import tenant_view
-from campaigns import page_selectors, page_views
 from campaigns.models import Playbook
-from proactive import selectors, snapshots
-from proactive.charts import chart, outreach_weekly_chart, series
+from dashboard import effect_selectors, playbook_views, selectors, snapshots
+from dashboard.charts import chart, outreach_weekly_chart, series
 from proactive.models import PipelineRun, RiskModel
 
 TIMELINE_NAMES = 6
@@ -30,7 +29,7 @@ def overview(request: HttpRequest) -> HttpResponse:
     data, computed_at = snapshots.overview_get(tenant=tenant)
     weeks = snapshots.effect_weeks_from(data)
     window_days = data["effect"]["window_days"]
-    effect = page_views.effect_display(page_selectors.effect_summary(weeks, window_days))
+    effect = playbook_views.effect_display(effect_selectors.effect_summary(weeks, window_days))
     playbooks = Playbook.objects.for_tenant(tenant).order_by("-enabled", "name")[:8]
     context = {
         "engagement": snapshots.engagement_from(data),
@@ -41,8 +40,8 @@ def overview(request: HttpRequest) -> HttpResponse:
         "latest_run": selectors.latest_run_get(tenant=tenant),
         "effect": effect,
         "weekly_chart": outreach_weekly_chart(*snapshots.weekly_from(data)),
-        "effect_chart": page_views.effect_cumulative_chart(weeks),
-        "playbooks": [page_selectors.SourceRow(p, snapshots.breakdown_from(data, p.pk)) for p in playbooks],
+        "effect_chart": playbook_views.effect_cumulative_chart(weeks),
+        "playbooks": [effect_selectors.SourceRow(p, snapshots.breakdown_from(data, p.pk)) for p in playbooks],
     }
     return render(request, "proactive/overview.html", context)
 

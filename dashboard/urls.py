@@ -1,0 +1,39 @@
+"""Every tenant HTML page, under /t/<tenant>/ (one namespace: `dashboard:`)."""
+
+from django.urls import path
+
+from dashboard import playbook_views, queue_views, views
+
+app_name = "dashboard"
+
+T = "t/<slug:tenant_slug>/"
+
+urlpatterns = [
+    path(T, views.overview, name="overview"),
+    path(T + "model/", views.model_detail, name="model"),
+    path(T + "customers/", views.customer_list, name="customers"),
+    path(T + "customers/<path:external_id>/", views.customer_detail, name="customer"),
+    path(T + "runs/", views.run_list, name="runs"),
+    path(T + "runs/<int:run_id>/", views.run_detail, name="run"),
+    path(T + "fatigue/", views.fatigue, name="fatigue"),
+    path(T + "playbooks/", playbook_views.playbook_list, name="playbook_list"),
+    path(T + "playbooks/<uuid:playbook_id>/", playbook_views.playbook_detail, name="playbook_detail"),
+    path(
+        T + "playbooks/<uuid:playbook_id>/backtest/",
+        playbook_views.playbook_backtest_fragment,
+        name="playbook_backtest",
+    ),
+    path(T + "campaigns/", playbook_views.campaign_list, name="campaign_list"),
+    path(T + "campaigns/<uuid:campaign_id>/", playbook_views.campaign_detail, name="campaign_detail"),
+    path(T + "queue/", queue_views.queue_page, name="queue"),
+    path(T + "queue/claim-next/", queue_views.claim_next, name="claim_next"),
+    path(T + "queue/bulk/", queue_views.bulk, name="bulk"),
+    path(T + "queue/<uuid:outreach_id>/", queue_views.item, name="item"),
+    path(T + "queue/<uuid:outreach_id>/preview/", queue_views.item_preview, name="item_preview"),
+    path(T + "queue/<uuid:outreach_id>/claim/", queue_views.item_claim, name="item_claim"),
+    path(T + "queue/<uuid:outreach_id>/release/", queue_views.item_release, name="item_release"),
+    path(T + "queue/<uuid:outreach_id>/edit/", queue_views.item_edit, name="item_edit"),
+    path(T + "queue/<uuid:outreach_id>/send/", queue_views.item_send, name="item_send"),
+    path(T + "queue/<uuid:outreach_id>/reject/", queue_views.item_reject, name="item_reject"),
+    path(T + "queue/<uuid:outreach_id>/snooze/", queue_views.item_snooze, name="item_snooze"),
+]
