@@ -24,18 +24,18 @@ browser:
 demo: install
 	DEBUG=$${DEBUG:-1} HTTPS_ONLY=$${HTTPS_ONLY:-0} $(BIN)/python manage.py run_demo
 
-test: install browser
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+test: install browser lint
 	$(BIN)/python manage.py makemigrations --check --dry-run --settings=proactive.test_settings >/dev/null
 	$(BIN)/pytest
 
 test-slow: install
 	$(BIN)/pytest -m slow -p no:randomly --override-ini="addopts=-q --reuse-db"
 
-lint:
+lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 format:
 	$(BIN)/ruff check --fix .

@@ -1,4 +1,4 @@
-"""Playbook backtest (`campaigns.services.playbook_backtest`) on demo data, per trigger.
+"""Playbook backtest (`campaigns.playbooks.playbook_backtest`) on demo data, per trigger.
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/p1bench .venv/bin/python bench/backtest_bench.py \
         --customers 2000 --days 120
@@ -48,7 +48,7 @@ def main() -> None:
 
     from accounts.models import Tenant
     from accounts.services import tenant_create
-    from campaigns.services import playbook_backtest
+    from campaigns.playbooks import playbook_backtest
     from demo.data import generate_demo_data
     from proactive.features.compute import compute_features
 

@@ -33,8 +33,9 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
 from accounts.models import Tenant  # noqa: E402
+from campaigns.firing import playbooks_evaluate  # noqa: E402
 from campaigns.models import Outreach, Playbook  # noqa: E402
-from campaigns.services import playbook_create, playbooks_evaluate  # noqa: E402
+from campaigns.playbooks import playbook_create  # noqa: E402
 from proactive.ingest import rollups_rebuild  # noqa: E402
 
 AS_OF = datetime(2026, 3, 2, 12, tzinfo=UTC)

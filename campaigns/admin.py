@@ -15,7 +15,8 @@ from accounts.admin_base import ReadOnlyTenantAdmin, TenantScopedAdmin, admin_te
 from accounts.models import Tenant
 from campaigns.conditions import ConditionError, parse_condition, render_text
 from campaigns.models import Campaign, Incident, Outreach, Playbook
-from campaigns.services import action_validate, playbook_preview
+from campaigns.playbooks import playbook_preview
+from campaigns.rules import action_validate
 
 
 def _condition(value: Any, path: str) -> Any:

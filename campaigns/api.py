@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api_base import ContractCursorPagination, TenantAPIView
-from campaigns import selectors, services
+from campaigns import campaign_sends, incidents, playbooks, rules, selectors
 from campaigns.api_schema import (
     BAD_REQUEST,
     CONFLICT,
@@ -46,7 +46,7 @@ def _condition_field(value: Any, path: str) -> Any:
 
 def _action_field(value: Any, path: str) -> dict[str, Any]:
     try:
-        return services.action_validate(value, path)
+        return rules.action_validate(value, path)
     except ConditionError as exc:
         raise serializers.ValidationError(str(exc)) from None
 
@@ -143,7 +143,7 @@ class PlaybookListView(TenantAPIView):
         serializer = PlaybookInputSerializer(data=request.data, context={"tenant": self.tenant})
         serializer.is_valid(raise_exception=True)
         try:
-            playbook = services.playbook_create(tenant=self.tenant, data=serializer.validated_data)
+            playbook = playbooks.playbook_create(tenant=self.tenant, data=serializer.validated_data)
         except ConditionError as exc:
             _raise_400(exc)
         return Response(playbook_data(playbook), status=status.HTTP_201_CREATED)
@@ -164,7 +164,7 @@ class PlaybookDetailView(PlaybookObjectMixin, TenantAPIView):
         )
         serializer.is_valid(raise_exception=True)
         try:
-            playbook = services.playbook_update(
+            playbook = playbooks.playbook_update(
                 tenant=self.tenant, playbook=playbook, data=serializer.validated_data
             )
         except ConditionError as exc:
@@ -173,7 +173,7 @@ class PlaybookDetailView(PlaybookObjectMixin, TenantAPIView):
 
     @extend_schema(responses={204: None, 404: NOT_FOUND})
     def delete(self, request: Request, playbook_id: str) -> Response:
-        services.playbook_delete(tenant=self.tenant, playbook=self.get_playbook())
+        playbooks.playbook_delete(tenant=self.tenant, playbook=self.get_playbook())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -190,7 +190,7 @@ class PlaybookPreviewView(PlaybookObjectMixin, TenantAPIView):
         if isinstance(body, dict) and "trigger" in body:
             trigger = body["trigger"]
         try:
-            return Response(services.playbook_preview(tenant=self.tenant, trigger=trigger))
+            return Response(playbooks.playbook_preview(tenant=self.tenant, trigger=trigger))
         except ConditionError as exc:
             _raise_400(exc)
             raise
@@ -227,7 +227,7 @@ class PlaybookBacktestView(PlaybookObjectMixin, TenantAPIView):
         window = _int_param(request, "window_days", self.tenant.horizon_days, 1, 365)
         playbook = self.get_playbook()
         try:
-            result = services.playbook_backtest(
+            result = playbooks.playbook_backtest(
                 tenant=self.tenant, trigger=playbook.trigger, days=days, window_days=window
             )
         except ConditionError as exc:
@@ -328,7 +328,7 @@ class CampaignListView(TenantAPIView):
         serializer = CampaignInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            campaign = services.campaign_create(tenant=self.tenant, data=serializer.validated_data)
+            campaign = campaign_sends.campaign_create(tenant=self.tenant, data=serializer.validated_data)
         except ConditionError as exc:
             _raise_400(exc)
         return Response(campaign_data(campaign, {}), status=status.HTTP_201_CREATED)
@@ -416,7 +416,7 @@ class IncidentListView(TenantAPIView):
         serializer = IncidentInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            incident, _ = services.incident_open(tenant=self.tenant, data=serializer.validated_data)
+            incident, _ = incidents.incident_open(tenant=self.tenant, data=serializer.validated_data)
         except ConditionError as exc:
             _raise_400(exc)
         counts = selectors.outreach_status_counts(tenant=self.tenant, incident_ids=[incident.pk])
@@ -445,7 +445,7 @@ class IncidentResolveView(IncidentObjectMixin, TenantAPIView):
     @extend_schema(request=None, responses={200: IncidentOutSerializer, 404: NOT_FOUND, 409: CONFLICT})
     def post(self, request: Request, incident_id: str) -> Response:
         incident = self.get_incident()
-        changed, _ = services.incident_resolve(tenant=self.tenant, incident=incident)
+        changed, _ = incidents.incident_resolve(tenant=self.tenant, incident=incident)
         if not changed:
             return Response({"detail": "The incident is not open."}, status=status.HTTP_409_CONFLICT)
         incident = self.get_incident()

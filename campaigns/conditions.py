@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from proactive.features.metrics import Kind, Metric, MetricError, parse_metric
+from proactive.signal_patterns import is_prefix, pattern_prefix
 
 NUMERIC_OPS = {"lt": "<", "lte": "<=", "gt": ">", "gte": ">=", "eq": "=", "neq": "<>"}
 OPS = (*NUMERIC_OPS, "in", "not_in", "exists")
@@ -178,7 +179,7 @@ def _num(value: Any) -> str:
 
 
 def _pattern_words(pattern: str) -> str:
-    return f"{pattern[:-1]}* signals" if pattern.endswith("*") else pattern.replace("_", " ")
+    return f"{pattern_prefix(pattern)}* signals" if is_prefix(pattern) else pattern.replace("_", " ")
 
 
 def _days(n: int) -> str:

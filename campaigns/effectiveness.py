@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from accounts.models import Tenant
 from campaigns.models import Campaign, Playbook
-from campaigns.services import contact_match_sql
+from proactive.signal_patterns import patterns_sql
 
 Z95 = 1.959963984540054
 
@@ -114,7 +114,7 @@ def effectiveness(
         raise ValueError("pass exactly one of playbook or campaign")
     as_of = as_of or timezone.now()
     column, source_id = ("playbook_id", playbook.pk) if playbook is not None else ("campaign_id", campaign.pk)
-    contact, contact_params = contact_match_sql(tenant)
+    contact, contact_params = patterns_sql(tenant.contact_signals, "s.name")
     with connection.cursor() as cur:
         cur.execute(
             f"""

@@ -22,8 +22,8 @@ from django.utils import timezone
 
 from accounts.models import Tenant
 from campaigns.models import Campaign, OutcomeSweep, Outreach, Playbook
-from campaigns.services import contact_match_sql
 from proactive.scoring.scoring import customer_id_chunks
+from proactive.signal_patterns import patterns_sql
 
 # The longest window the pages offer; a row's outcome is final once this has elapsed.
 OUTCOME_DAYS = 90
@@ -67,9 +67,9 @@ def outcomes_sweep(
 
 
 def contact_names(tenant: Tenant) -> list[str]:
-    """The signal names the tenant has sent that are contacts (campaigns.services.contact_match_sql
+    """The signal names the tenant has sent that are contacts (proactive.signal_patterns.patterns_sql
     decides what a pattern matches)."""
-    contact, params = contact_match_sql(tenant, column="n.name")
+    contact, params = patterns_sql(tenant.contact_signals, "n.name")
     with connection.cursor() as cur:
         cur.execute(
             f"SELECT n.name FROM proactive_signalname n WHERE n.tenant_id = %s AND {contact} ORDER BY 1",  # noqa: S608

@@ -8,12 +8,8 @@ from celery import shared_task
 from django.utils import timezone
 
 from accounts.models import Tenant
-from campaigns.services import (
-    campaigns_send_due,
-    incidents_notify,
-    tenants_with_due_campaigns,
-    tenants_with_open_incidents,
-)
+from campaigns.campaign_sends import campaigns_send_due, tenants_with_due_campaigns
+from campaigns.incidents import incidents_notify, tenants_with_open_incidents
 
 TASK_OPTS: dict[str, Any] = {"ignore_result": True, "acks_late": True}
 

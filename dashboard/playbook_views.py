@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from accounts.tenancy import tenant_view
 from campaigns.outcomes import OUTCOME_DAYS, sweep_get
-from campaigns.services import playbook_backtest
+from campaigns.playbooks import playbook_backtest
 from dashboard import effect_selectors
 from dashboard.charts import chart, outreach_weekly_chart, series
 from dashboard.effect_selectors import EffectWeek

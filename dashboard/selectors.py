@@ -13,14 +13,14 @@ from typing import Any, TypeVar
 
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, F, Max, Min, OuterRef, Q, Subquery
+from django.db.models import Count, F, Min, OuterRef, Q, Subquery
 from django.db.models.functions import TruncWeek
 from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import Tenant
 from campaigns.models import Outreach
-from campaigns.services import BUDGET_STATUSES
+from proactive.features.metrics import MetricError, parse_metric
 from proactive.models import (
     Customer,
     PipelineRun,
@@ -31,6 +31,7 @@ from proactive.models import (
     SignalDaily,
     SignalName,
 )
+from proactive.signal_patterns import matches_any
 
 T = TypeVar("T")
 ENGAGEMENT_DAYS = 28
@@ -268,9 +269,12 @@ SILENT_AFTER = timedelta(days=7)
 def _model_signal_names(model: RiskModel) -> set[str]:
     names = set()
     for feature in model.feature_names or []:
-        if "(" in feature:
-            pattern = feature.split("(", 1)[1].split(",")[0].rstrip(")").strip()
-            names.add(pattern)
+        try:
+            metric = parse_metric(feature)
+        except MetricError:
+            continue  # a model feature outside the metric grammar names no signal
+        if metric.pattern:
+            names.add(metric.pattern)
     return names
 
 
@@ -286,7 +290,7 @@ def drift_get(*, tenant: Tenant, model: RiskModel, current_mean: float | None, n
         for s in catalogue
         if s.last_seen < now - SILENT_AFTER
         and s.last_seen < model.as_of + SILENT_AFTER
-        and any(s.name == p or (p.endswith("*") and s.name.startswith(p[:-1])) for p in used)
+        and matches_any(s.name, used)
     ]
     return Drift(
         trained_mean=trained_mean,
@@ -388,85 +392,3 @@ def run_get(*, tenant: Tenant, run_id: int) -> PipelineRun:
     if run is None:
         raise Http404("No such run")
     return run
-
-
-# --- fatigue ------------------------------------------------------------------------------------
-
-
-@dataclass
-class Fatigue:
-    max_messages: int
-    per_days: int
-    customers: int
-    window_counts: dict[int, int]
-    weekly_counts: dict[int, int]
-    weeks: int
-    suppressed: int
-    nearest: list[dict]
-
-    @property
-    def at_budget(self) -> int:
-        return sum(n for k, n in self.window_counts.items() if k >= self.max_messages)
-
-
-def fatigue_get(*, tenant: Tenant, now: datetime, weeks: int = FATIGUE_WEEKS, top: int = 25) -> Fatigue:
-    """Messages per customer in the budget window and per week, and who is closest to the cap."""
-    table = Outreach._meta.db_table
-    per_days = tenant.budget_per_days
-    window_start = now - timedelta(days=per_days)
-    customers = Customer.objects.for_tenant(tenant).count()
-    # The budget as campaigns.services counts it: outreach triggered in the window that is sent,
-    # held out (held-out customers use the budget like treated ones), or waiting for review.
-    window_rows = _fetch(
-        f"""
-        SELECT n, COUNT(*) FROM (
-            SELECT customer_id, COUNT(*) AS n FROM {table}
-            WHERE tenant_id = %s AND status = ANY(%s) AND triggered_at > %s AND triggered_at <= %s
-            GROUP BY customer_id
-        ) x GROUP BY n ORDER BY n
-        """,  # noqa: S608
-        [tenant.pk, list(BUDGET_STATUSES), window_start, now],
-    )
-    weekly_rows = _fetch(
-        f"""
-        SELECT n, COUNT(*) FROM (
-            SELECT customer_id, FLOOR(EXTRACT(EPOCH FROM (%s - sent_at)) / 604800) AS w, COUNT(*) AS n
-            FROM {table}
-            WHERE tenant_id = %s AND sent_at > %s AND sent_at <= %s GROUP BY customer_id, w
-        ) x GROUP BY n ORDER BY n
-        """,  # noqa: S608
-        [now, tenant.pk, now - timedelta(weeks=weeks), now],
-    )
-    window_counts = {int(n): c for n, c in window_rows}
-    window_counts[0] = customers - sum(window_counts.values())
-    weekly_counts = {int(n): c for n, c in weekly_rows}
-    weekly_counts[0] = customers * weeks - sum(weekly_counts.values())
-    nearest = list(
-        Outreach.objects.for_tenant(tenant)
-        .filter(status__in=BUDGET_STATUSES, triggered_at__gt=window_start, triggered_at__lte=now)
-        .values("customer__external_id", "customer__name")
-        .annotate(
-            n=Count("id"),
-            sent=Count("id", filter=Q(status=Outreach.Status.SENT)),
-            first=Min("triggered_at"),
-            last=Max("triggered_at"),
-        )
-        .order_by("-n", "-last")[:top]
-    )
-    for row in nearest:
-        row["frees_at"] = row["first"] + timedelta(days=per_days)
-    suppressed = (
-        Outreach.objects.for_tenant(tenant)
-        .filter(status=Outreach.Status.SUPPRESSED, triggered_at__gt=now - timedelta(days=ENGAGEMENT_DAYS))
-        .count()
-    )
-    return Fatigue(
-        max_messages=tenant.budget_max_messages,
-        per_days=per_days,
-        customers=customers,
-        window_counts=dict(sorted(window_counts.items())),
-        weekly_counts=dict(sorted(weekly_counts.items())),
-        weeks=weeks,
-        suppressed=suppressed,
-        nearest=nearest,
-    )

@@ -15,6 +15,7 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from accounts.tenancy import tenant_view
+from campaigns.budget import fatigue_get
 from campaigns.models import Playbook
 from dashboard import effect_selectors, playbook_views, selectors, snapshots
 from dashboard.charts import chart, outreach_weekly_chart, series
@@ -272,7 +273,12 @@ def fatigue(request: HttpRequest) -> HttpResponse:
         tenant=tenant,
         name="fatigue",
         parts=(tenant.budget_max_messages, tenant.budget_per_days),
-        compute=lambda: selectors.fatigue_get(tenant=tenant, now=timezone.now()),
+        compute=lambda: fatigue_get(
+            tenant=tenant,
+            now=timezone.now(),
+            weeks=selectors.FATIGUE_WEEKS,
+            suppressed_days=selectors.ENGAGEMENT_DAYS,
+        ),
     )
     max_n = max([state.max_messages + 1, *state.window_counts, *state.weekly_counts])
     buckets = list(range(max_n + 1))

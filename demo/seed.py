@@ -18,9 +18,10 @@ from django.utils import timezone
 
 from accounts.models import Membership, Tenant
 from accounts.services import membership_set, tenant_create, user_get_or_create
+from campaigns.campaign_sends import campaign_create
 from campaigns.models import Campaign, Playbook
+from campaigns.playbooks import playbook_create
 from campaigns.queue import outreach_expire_overdue
-from campaigns.services import campaign_create, playbook_create
 from dashboard.snapshots import overview_refresh
 from demo.data import generate_demo_data
 from pipeline.runs import run_pipeline

@@ -1,107 +1,26 @@
-"""The pipeline: features -> (train) -> score -> playbooks -> campaigns -> outcomes -> pages, per run.
+"""Pipeline runs: claim a (tenant, kind, window), run the steps in order, record the outcome.
 
-Steps are a registry of dotted paths so that steps owned by other apps plug in with one
-line; a step whose function does not exist (yet) is recorded as skipped, not failed.
 `window_key` makes scheduled runs idempotent: the (tenant, kind, window_key) unique
-constraint lets exactly one scheduler claim a window.
+constraint lets exactly one scheduler claim a window. The steps are in pipeline.steps.
 """
 
 from __future__ import annotations
 
-import inspect
 import time
 import traceback
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
-from django.utils.module_loading import import_string
 
 from accounts.models import Tenant
+from pipeline.steps import STEP_NAMES, STEPS
 from proactive.models import PipelineRun
-from proactive.scoring.registry import model_train
-from proactive.scoring.scoring import Scorer, score_all
-from proactive.scoring.training import training_metrics
 
 # A claimed run that has been "running" this long died with its worker: it may be taken over.
 STALE_AFTER = timedelta(minutes=40)
-
-
-@dataclass(frozen=True)
-class Step:
-    name: str
-    path: str
-    train_only: bool = False
-    # A failed non-critical step is recorded and the run goes on (scoring with the old model).
-    critical: bool = True
-
-
-STEPS: list[Step] = [
-    Step("features", "pipeline.runs.step_features"),
-    Step("train", "pipeline.runs.step_train", train_only=True, critical=False),
-    Step("score", "pipeline.runs.step_score"),
-    Step("playbooks", "campaigns.services.playbooks_evaluate"),
-    Step("campaigns", "campaigns.services.campaigns_send_due"),
-    # Pages read outcomes from here; a failure leaves them one sweep older, nothing else.
-    Step("outcomes", "campaigns.outcomes.outcomes_sweep", critical=False),
-    Step("pages", "dashboard.snapshots.overview_refresh", critical=False),
-]
-
-
-def step_features(*, tenant: Tenant, as_of: datetime, run: PipelineRun | None = None) -> dict:
-    """Resolve the feature set the scorer will use (the active model's, or the health rules')."""
-    scorer = Scorer.for_tenant(tenant)
-    return {
-        "features": len(scorer.names),
-        "default_features": len(training_metrics(tenant, as_of)),
-        "source": f"model v{scorer.model.version}" if scorer.model else "rule-based health score",
-    }
-
-
-def step_train(*, tenant: Tenant, as_of: datetime, run: PipelineRun | None = None) -> dict:
-    model = model_train(tenant=tenant, as_of=as_of)
-    return {
-        "version": model.version,
-        "status": model.status,
-        "training_rows": model.training_rows,
-        "auc": model.metrics.get("auc"),
-        "brier": model.metrics.get("brier"),
-        "notes": model.notes,
-    }
-
-
-def step_score(*, tenant: Tenant, as_of: datetime, run: PipelineRun | None = None) -> dict:
-    def progress(done: int, total: int, scored: int) -> None:
-        if run is not None:
-            PipelineRun.objects.for_tenant(tenant).filter(pk=run.pk).update(
-                progress={
-                    **run.progress,
-                    "step": "score",
-                    "chunks_done": done,
-                    "chunks": total,
-                    "scored": scored,
-                }
-            )
-
-    return score_all(tenant=tenant, as_of=as_of, on_chunk=progress)
-
-
-def _resolve(step: Step) -> Callable[..., dict] | None:
-    try:
-        return import_string(step.path)
-    except ImportError:
-        return None
-
-
-def _call(fn: Callable[..., dict], tenant: Tenant, as_of: datetime, run: PipelineRun) -> dict:
-    kwargs: dict[str, Any] = {"tenant": tenant, "as_of": as_of}
-    if "run" in inspect.signature(fn).parameters:
-        kwargs["run"] = run
-    return fn(**kwargs) or {}
 
 
 def run_claim(
@@ -159,26 +78,23 @@ def run_claim(
     return existing
 
 
-def run_steps(run: PipelineRun, names: list[str] | None = None) -> bool:
+def run_steps(run: PipelineRun, names: tuple[str, ...] = STEP_NAMES) -> bool:
     """Run the named steps (default all that apply) in order; False once a critical step failed."""
+    unknown = set(names) - set(STEP_NAMES)
+    if unknown:
+        raise ValueError(f"unknown pipeline steps: {sorted(unknown)}")
     tenant = run.tenant
     for step in STEPS:
-        if (names is not None and step.name not in names) or (
-            step.train_only and run.kind != PipelineRun.Kind.TRAIN
-        ):
+        if step.name not in names or (step.train_only and run.kind != PipelineRun.Kind.TRAIN):
             continue
         started = time.perf_counter()
         record: dict[str, Any] = {"name": step.name}
-        fn = _resolve(step)
-        if fn is None:
-            record.update(status="skipped", detail=f"{step.path} is not available")
-        else:
-            try:
-                record.update(status="ok", counts=_call(fn, tenant, run.as_of, run))
-            except Exception as exc:  # noqa: BLE001 - recorded on the run for the tenant admin to see
-                connection.close_if_unusable_or_obsolete()
-                record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
-                run.error = (run.error + "\n" if run.error else "") + traceback.format_exc(limit=8)
+        try:
+            record.update(status="ok", counts=step.fn(run) or {})
+        except Exception as exc:  # noqa: BLE001 - recorded on the run for the tenant admin to see
+            connection.close_if_unusable_or_obsolete()
+            record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+            run.error = (run.error + "\n" if run.error else "") + traceback.format_exc(limit=8)
         record["seconds"] = round(time.perf_counter() - started, 3)
         run.steps = [*run.steps, record]
         PipelineRun.objects.for_tenant(tenant).filter(pk=run.pk).update(steps=run.steps, error=run.error)

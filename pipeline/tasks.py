@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from accounts.models import Tenant
 from pipeline.runs import STALE_AFTER, run_claim, run_finish, run_steps, window_key_for
+from pipeline.steps import AFTER_SCORE, BEFORE_FANOUT, SCORE
 from proactive.models import PipelineRun, RiskModel
 from proactive.scoring.scoring import CHUNK_SIZE, Scorer, customer_id_chunks, score_range
 
@@ -81,12 +82,12 @@ def pipeline_run_task(
     )
     if run is None:
         return
-    if not run_steps(run, ["features", "train"]):
+    if not run_steps(run, BEFORE_FANOUT):
         run_finish(run, ok=False)
         return
     chunks = customer_id_chunks(tenant, chunk_size)
     if len(chunks) <= 1:
-        run_finish(run, run_steps(run, ["score", "playbooks", "campaigns", "outcomes", "pages"]))
+        run_finish(run, run_steps(run, SCORE + AFTER_SCORE))
         return
     model = Scorer.for_tenant(tenant).model
     run.progress = {
@@ -178,4 +179,4 @@ def pipeline_finish_task(*, run_id: int, tenant_id: int, **kwargs: object) -> No
             },
         ]
         PipelineRun.objects.for_tenant(tenant).filter(pk=run.pk).update(steps=run.steps)
-    run_finish(run, run_steps(run, ["playbooks", "campaigns", "outcomes", "pages"]))
+    run_finish(run, run_steps(run, AFTER_SCORE))

@@ -32,6 +32,7 @@ from django.db.backends.utils import CursorWrapper
 
 from accounts.models import Tenant
 from proactive.features.metrics import Kind, Metric, parse_metric
+from proactive.signal_patterns import patterns_sql
 
 COUNT_WINDOWS = (1, 3, 7, 14, 30)
 NAME_WINDOWS = (1, 7, 30)
@@ -74,9 +75,7 @@ def _midnight(day: Any) -> datetime:
 def _match(column: str, pattern: str) -> tuple[str, list]:
     if pattern == "*":
         return "TRUE", []
-    if pattern.endswith("*"):
-        return f"starts_with({column}, %s)", [pattern[:-1]]
-    return f"{column} = %s", [pattern]
+    return patterns_sql([pattern], column)
 
 
 def _windows(metrics: Sequence[Metric]) -> list[int]:

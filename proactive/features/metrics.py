@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from proactive.signal_patterns import is_prefix, pattern_prefix
+
 
 class MetricError(ValueError):
     pass
@@ -46,13 +48,13 @@ class Metric:
 
     @property
     def is_prefix(self) -> bool:
-        return bool(self.pattern and self.pattern.endswith("*"))
+        return bool(self.pattern and is_prefix(self.pattern))
 
     @property
     def prefix(self) -> str:
         if self.pattern is None:
             raise MetricError(f"{self} has no signal pattern")
-        return self.pattern[:-1] if self.is_prefix else self.pattern
+        return pattern_prefix(self.pattern)
 
     @property
     def is_numeric(self) -> bool:

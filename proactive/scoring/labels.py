@@ -13,26 +13,7 @@ from django.db import connection
 
 from accounts.models import Tenant
 from proactive.models import Customer, Signal
-
-
-def pattern_sql(patterns: list[str], column: str = "s.name") -> tuple[str, list]:
-    """SQL matching a signal name against names and '*' prefixes (LIKE-escaped)."""
-    exact = [p for p in patterns if not p.endswith("*")]
-    prefixes = [
-        p[:-1].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        for p in patterns
-        if p.endswith("*")
-    ]
-    parts, params = [], []
-    if exact:
-        parts.append(f"{column} = ANY(%s)")
-        params.append(exact)
-    if prefixes:
-        parts.append(f"{column} LIKE ANY(%s)")
-        params.append(prefixes)
-    if not parts:
-        return "FALSE", []
-    return "(" + " OR ".join(parts) + ")", params
+from proactive.signal_patterns import patterns_sql
 
 
 def target_patterns(tenant: Tenant) -> list[str]:
@@ -50,7 +31,7 @@ def window_hits(
     """
     if not cutoffs:
         return np.empty(0, dtype=np.int64)
-    match, params = pattern_sql(patterns)
+    match, params = patterns_sql(patterns, "s.name")
     sql = f"""
         WITH cut AS (
             SELECT (u.ord - 1)::int AS idx, u.ts

@@ -6,8 +6,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from campaigns.firing import playbooks_evaluate
 from campaigns.models import Outreach, Playbook
-from campaigns.services import playbooks_evaluate
 from tests.campaigns.helpers import add_signals, make_customers
 from tests.factories import ACTION, CampaignFactory, OutreachFactory, PlaybookFactory
 
@@ -184,7 +184,7 @@ def test_campaigns_are_created_sent_and_counted(api, tenant):
     assert response.status_code == 201, response.content
     campaign_id = response.json()["id"]
     assert response.json()["audience_text"] == 'api_version is "v1"'
-    from campaigns.services import campaigns_send_due
+    from campaigns.campaign_sends import campaigns_send_due
 
     assert campaigns_send_due(tenant=tenant, as_of=timezone.now())["sent"] == 20
     detail = api.get(f"/api/v1/campaigns/{campaign_id}").json()

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 
-from campaigns.services import playbook_backtest, playbook_preview
+from campaigns.playbooks import playbook_backtest, playbook_preview
 from proactive.ingest import rollups_rebuild
 from proactive.models import Customer, Signal
 from tests.campaigns.helpers import T0, add_signals, make_customers

@@ -2,14 +2,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from campaigns.campaign_sends import campaigns_send_due
+from campaigns.firing import playbooks_evaluate
+from campaigns.incidents import incident_open, incident_resolve, incidents_notify
 from campaigns.models import Campaign, Incident, Outreach
-from campaigns.services import (
-    campaigns_send_due,
-    incident_open,
-    incident_resolve,
-    incidents_notify,
-    playbooks_evaluate,
-)
 from tests.campaigns.helpers import T0, add_signals, make_customers
 from tests.factories import ACTION, CampaignFactory, PlaybookFactory
 

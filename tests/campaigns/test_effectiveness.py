@@ -8,8 +8,8 @@ import pytest
 from django.utils import timezone
 
 from campaigns.effectiveness import effectiveness, mantel_haenszel_stats, risk_ratio_stats
+from campaigns.firing import playbooks_evaluate
 from campaigns.models import Outreach
-from campaigns.services import playbooks_evaluate
 from proactive.ingest import rollups_rebuild
 from proactive.models import Signal
 from tests.campaigns.helpers import make_customers

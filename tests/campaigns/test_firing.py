@@ -8,8 +8,8 @@ from django.db import connection
 from django.db.models import CharField, Value
 from django.db.models.functions import Cast, Concat
 
+from campaigns.firing import playbooks_evaluate
 from campaigns.models import Outreach
-from campaigns.services import playbooks_evaluate
 from proactive.models import Customer
 from tests.campaigns.helpers import T0, add_signals, make_customers
 from tests.factories import PlaybookFactory, TenantFactory

@@ -4,8 +4,8 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from campaigns.incidents import incident_open
 from campaigns.models import Campaign, Outreach
-from campaigns.services import incident_open
 from campaigns.tasks import schedule_due_campaigns, schedule_incident_notices
 from tests.campaigns.helpers import add_signals, make_customers
 from tests.factories import ACTION, CampaignFactory

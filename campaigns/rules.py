@@ -1,0 +1,97 @@
+"""Field rules for playbooks, campaigns and incidents: one home used by services, API and forms."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlparse
+
+from campaigns.conditions import (
+    ConditionError,
+    parse_condition,
+)
+from campaigns.models import Outreach, Priority
+from campaigns.rendering import unknown_variables
+
+PRIORITIES = {label: value for value, label in Priority.choices}
+
+
+SAMPLE_SIZE = 10
+
+
+def action_validate(data: Any, path: str = "action") -> dict[str, Any]:
+    """Normalise an action; raises ConditionError naming the bad field (`action.title: ...`)."""
+    if not isinstance(data, dict):
+        raise ConditionError(path, "expected an object with channel, title, body, ...")
+    known = {"channel", "title", "body", "cta_label", "cta_url", "requires_review", "priority"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConditionError(path, f"unknown keys {unknown}")
+    channel = data.get("channel", "in_app")
+    if channel not in Outreach.Channel.values:
+        raise ConditionError(
+            f"{path}.channel", f"{channel!r} is not one of {', '.join(Outreach.Channel.values)}"
+        )
+    out: dict[str, Any] = {"channel": channel}
+    for name, limit, required in (("title", 200, True), ("body", 20000, False), ("cta_label", 100, False)):
+        value = data.get(name, "")
+        if not isinstance(value, str):
+            raise ConditionError(f"{path}.{name}", "expected a string")
+        if required and not value.strip():
+            raise ConditionError(f"{path}.{name}", "required")
+        if len(value) > limit:
+            raise ConditionError(f"{path}.{name}", f"at most {limit} characters")
+        _check_variables(value, f"{path}.{name}")
+        out[name] = value
+    url = data.get("cta_url", "")
+    if not isinstance(url, str) or len(url) > 500:
+        raise ConditionError(f"{path}.cta_url", "expected a URL of at most 500 characters")
+    if url:
+        parts = urlparse(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConditionError(f"{path}.cta_url", f"{url!r} is not an http(s) URL")
+    if bool(url) != bool(out["cta_label"]):
+        raise ConditionError(f"{path}.cta_url", "cta_label and cta_url go together")
+    out["cta_url"] = url
+    review = data.get("requires_review", False)
+    if not isinstance(review, bool):
+        raise ConditionError(f"{path}.requires_review", "expected true or false")
+    out["requires_review"] = review
+    priority = data.get("priority", "normal")
+    if priority not in PRIORITIES:
+        raise ConditionError(f"{path}.priority", f"{priority!r} is not one of {', '.join(PRIORITIES)}")
+    out["priority"] = priority
+    return out
+
+
+def _check_variables(text: str, path: str) -> None:
+    bad = unknown_variables(text)
+    if bad:
+        raise ConditionError(
+            path,
+            f"unknown variable customer.{bad[0]}: use customer.name, first_name, email, external_id "
+            "or attributes.KEY",
+        )
+
+
+PLAYBOOK_FIELDS = (
+    "name",
+    "enabled",
+    "trigger",
+    "action",
+    "cooldown_days",
+    "holdout_percent",
+    "review_expiry_hours",
+)
+
+
+def playbook_fields_clean(data: dict[str, Any]) -> dict[str, Any]:
+    clean = dict(data)
+    if "trigger" in clean:
+        parse_condition(clean["trigger"], "trigger")
+    if "action" in clean:
+        clean["action"] = action_validate(clean["action"])
+    if "cooldown_days" in clean and not 1 <= int(clean["cooldown_days"]) <= 365:
+        raise ConditionError("cooldown_days", "between 1 and 365")
+    if "holdout_percent" in clean and not 0 <= int(clean["holdout_percent"]) <= 50:
+        raise ConditionError("holdout_percent", "between 0 and 50")
+    return clean
