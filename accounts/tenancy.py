@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 
-from accounts.models import Membership, Tenant
+from accounts.models import Membership, Tenant, User
+
+
+class TenantRequest(HttpRequest):
+    """A page request after `@tenant_view`: the tenant from the URL and the user's membership in it."""
+
+    tenant: Tenant
+    membership: Membership
+    user: User  # @tenant_view requires a login
+
 
 ROLE_RANK = {Membership.Role.VIEWER: 0, Membership.Role.AGENT: 1, Membership.Role.ADMIN: 2}
 
@@ -48,9 +57,10 @@ def tenant_view(
                 needed = write_role or min_role
             if ROLE_RANK[Membership.Role(membership.role)] < ROLE_RANK[Membership.Role(needed)]:
                 raise PermissionDenied(f"This needs the {needed} role")
-            request.tenant = membership.tenant  # type: ignore[attr-defined]
-            request.membership = membership  # type: ignore[attr-defined]
-            return view(request, *args, **kwargs)
+            tenant_request = cast(TenantRequest, request)
+            tenant_request.tenant = membership.tenant
+            tenant_request.membership = membership
+            return view(tenant_request, *args, **kwargs)
 
         return wrapper
 

@@ -2,17 +2,17 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.models import ApiKey, Membership
 from accounts.services import api_key_create, api_key_revoke, tenant_rotate_keys
-from accounts.tenancy import tenant_view
+from accounts.tenancy import TenantRequest, tenant_view
 
 
 @login_required
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: TenantRequest) -> HttpResponse:
     """Send the user to their tenant; a user of several tenants picks one."""
     memberships = list(
         Membership.objects.filter(user=request.user).select_related("tenant").order_by("tenant__name")
@@ -23,8 +23,8 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 @tenant_view(min_role=Membership.Role.ADMIN)
-def keys(request: HttpRequest) -> HttpResponse:
-    tenant = request.tenant  # type: ignore[attr-defined]
+def keys(request: TenantRequest) -> HttpResponse:
+    tenant = request.tenant
     return render(
         request,
         "accounts/keys.html",
@@ -37,10 +37,10 @@ def keys(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @tenant_view(min_role=Membership.Role.ADMIN)
-def key_create(request: HttpRequest) -> HttpResponse:
-    tenant = request.tenant  # type: ignore[attr-defined]
+def key_create(request: TenantRequest) -> HttpResponse:
+    tenant = request.tenant
     name = (request.POST.get("name") or "Server key").strip()[:100]
-    new = api_key_create(tenant=tenant, name=name, created_by=request.user)  # type: ignore[arg-type]
+    new = api_key_create(tenant=tenant, name=name, created_by=request.user)
     request.session["new_secret_key"] = new.secret
     messages.success(request, f"Created {new.key.prefix}…; copy the secret now, it is not shown again.")
     return redirect("accounts:keys", tenant_slug=tenant.slug)
@@ -48,24 +48,24 @@ def key_create(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @tenant_view(min_role=Membership.Role.ADMIN)
-def key_revoke(request: HttpRequest, prefix: str) -> HttpResponse:
-    tenant = request.tenant  # type: ignore[attr-defined]
+def key_revoke(request: TenantRequest, prefix: str) -> HttpResponse:
+    tenant = request.tenant
     key = get_object_or_404(ApiKey.objects.for_tenant(tenant), prefix=prefix)
-    if api_key_revoke(tenant=tenant, key=key, actor=request.user):  # type: ignore[arg-type]
+    if api_key_revoke(tenant=tenant, key=key, actor=request.user):
         messages.success(request, f"Revoked {key.prefix}…")
     return redirect("accounts:keys", tenant_slug=tenant.slug)
 
 
 @require_POST
 @tenant_view(min_role=Membership.Role.ADMIN)
-def keys_rotate(request: HttpRequest) -> HttpResponse:
-    tenant = request.tenant  # type: ignore[attr-defined]
+def keys_rotate(request: TenantRequest) -> HttpResponse:
+    tenant = request.tenant
     which = request.POST.get("which")
     tenant_rotate_keys(
         tenant=tenant,
         actor=request.user,
         publishable=which == "publishable",
-        identity=which == "identity",  # type: ignore[arg-type]
+        identity=which == "identity",
     )
     messages.success(request, "Rotated. Update your integration with the new value.")
     return redirect("accounts:keys", tenant_slug=tenant.slug)

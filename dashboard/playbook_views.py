@@ -7,11 +7,11 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db import connection
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from accounts.tenancy import tenant_view
+from accounts.tenancy import TenantRequest, tenant_view
 from campaigns.outcomes import OUTCOME_DAYS, sweep_get
 from campaigns.playbooks import playbook_backtest
 from dashboard import effect_selectors
@@ -124,8 +124,8 @@ def funnel_chart(engagement: dict[str, int]) -> dict[str, Any]:
     )
 
 
-def _window_days(request: HttpRequest) -> int:
-    tenant = request.tenant  # type: ignore[attr-defined]
+def _window_days(request: TenantRequest) -> int:
+    tenant = request.tenant
     try:
         value = int(request.GET.get("window_days", tenant.horizon_days))
     except ValueError:
@@ -134,8 +134,8 @@ def _window_days(request: HttpRequest) -> int:
 
 
 @tenant_view()
-def playbook_list(request: HttpRequest) -> HttpResponse:
-    tenant = request.tenant  # type: ignore[attr-defined]
+def playbook_list(request: TenantRequest) -> HttpResponse:
+    tenant = request.tenant
     return render(
         request,
         "campaigns/playbook_list.html",
@@ -143,8 +143,8 @@ def playbook_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _source_context(request: HttpRequest, **source: Any) -> dict[str, Any]:
-    tenant = request.tenant  # type: ignore[attr-defined]
+def _source_context(request: TenantRequest, **source: Any) -> dict[str, Any]:
+    tenant = request.tenant
     now = timezone.now()
     window_days = _window_days(request)
     sweep = sweep_get(tenant=tenant)
@@ -173,8 +173,8 @@ def _weekly_chart(tenant: Any, now: datetime, source: dict[str, Any]) -> dict[st
 
 
 @tenant_view()
-def playbook_detail(request: HttpRequest, playbook_id: Any) -> HttpResponse:
-    tenant = request.tenant  # type: ignore[attr-defined]
+def playbook_detail(request: TenantRequest, playbook_id: Any) -> HttpResponse:
+    tenant = request.tenant
     playbook = effect_selectors.playbook_get(tenant=tenant, playbook_id=playbook_id)
     context = _source_context(request, playbook=playbook)
     context.update(
@@ -201,8 +201,8 @@ def backtest_cached(*, tenant: Any, playbook: Any, window_days: int) -> dict[str
 
 
 @tenant_view()
-def playbook_backtest_fragment(request: HttpRequest, playbook_id: Any) -> HttpResponse:
-    tenant = request.tenant  # type: ignore[attr-defined]
+def playbook_backtest_fragment(request: TenantRequest, playbook_id: Any) -> HttpResponse:
+    tenant = request.tenant
     playbook = effect_selectors.playbook_get(tenant=tenant, playbook_id=playbook_id)
     result = backtest_cached(tenant=tenant, playbook=playbook, window_days=_window_days(request))
     days = result["days"]
@@ -243,8 +243,8 @@ def playbook_backtest_fragment(request: HttpRequest, playbook_id: Any) -> HttpRe
 
 
 @tenant_view()
-def campaign_list(request: HttpRequest) -> HttpResponse:
-    tenant = request.tenant  # type: ignore[attr-defined]
+def campaign_list(request: TenantRequest) -> HttpResponse:
+    tenant = request.tenant
     return render(
         request,
         "campaigns/campaign_list.html",
@@ -253,8 +253,8 @@ def campaign_list(request: HttpRequest) -> HttpResponse:
 
 
 @tenant_view()
-def campaign_detail(request: HttpRequest, campaign_id: Any) -> HttpResponse:
-    tenant = request.tenant  # type: ignore[attr-defined]
+def campaign_detail(request: TenantRequest, campaign_id: Any) -> HttpResponse:
+    tenant = request.tenant
     campaign = effect_selectors.campaign_get(tenant=tenant, campaign_id=campaign_id)
     context = _source_context(request, campaign=campaign)
     context.update(campaign=campaign, condition=effect_selectors.condition_text(campaign.audience))

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from accounts.models import Membership, Tenant
-from accounts.tenancy import tenant_view
+from accounts.tenancy import TenantRequest, tenant_view
 from campaigns import queue
 from campaigns.conditions import ConditionError, iter_leaves, parse_condition, render_text
 from campaigns.models import Outreach, OutreachEvent, Playbook, Priority
@@ -45,17 +45,17 @@ QUEUE_COLUMNS = (
 AGENT = Membership.Role.AGENT
 
 
-def _tenant(request: HttpRequest) -> Tenant:
-    return request.tenant  # type: ignore[attr-defined]
+def _tenant(request: TenantRequest) -> Tenant:
+    return request.tenant
 
 
-def _can_act(request: HttpRequest) -> bool:
-    return request.membership.can_act  # type: ignore[attr-defined]
+def _can_act(request: TenantRequest) -> bool:
+    return request.membership.can_act
 
 
 @vary_on_headers("HX-Request")
 @tenant_view(write_role=AGENT)
-def queue_page(request: HttpRequest) -> HttpResponse:
+def queue_page(request: TenantRequest) -> HttpResponse:
     """The queue, filtered and paginated; HTMX polls re-render only the list partial."""
     tenant = _tenant(request)
     filters = queue.QueueFilters.from_query(request.GET)
@@ -89,7 +89,7 @@ def queue_page(request: HttpRequest) -> HttpResponse:
     return render(request, template, context)
 
 
-def _query_without(request: HttpRequest, key: str) -> str:
+def _query_without(request: TenantRequest, key: str) -> str:
     query = request.GET.copy()
     query.pop(key, None)
     return query.urlencode()
@@ -97,10 +97,10 @@ def _query_without(request: HttpRequest, key: str) -> str:
 
 @require_POST
 @tenant_view(AGENT)
-def claim_next(request: HttpRequest) -> HttpResponse:
+def claim_next(request: TenantRequest) -> HttpResponse:
     tenant = _tenant(request)
     filters = queue.QueueFilters.from_query(request.POST)
-    outreach = queue.outreach_claim_next(tenant=tenant, user=request.user, filters=filters)  # type: ignore[arg-type]
+    outreach = queue.outreach_claim_next(tenant=tenant, user=request.user, filters=filters)
     if outreach is None:
         messages.info(request, "Nothing left to claim: the queue is clear.")
         return redirect("dashboard:queue", tenant_slug=tenant.slug)
@@ -109,7 +109,7 @@ def claim_next(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @tenant_view(AGENT)
-def bulk(request: HttpRequest) -> HttpResponse:
+def bulk(request: TenantRequest) -> HttpResponse:
     tenant = _tenant(request)
     ids = request.POST.getlist("ids")
     action = request.POST.get("action", "")
@@ -119,7 +119,7 @@ def bulk(request: HttpRequest) -> HttpResponse:
         try:
             result = queue.outreach_bulk(
                 tenant=tenant,
-                user=request.user,  # type: ignore[arg-type]
+                user=request.user,
                 outreach_ids=_valid_uuids(ids),
                 action=action,
                 reason=request.POST.get("reason", ""),
@@ -147,7 +147,7 @@ def _valid_uuids(values: list[str]) -> list[str]:
     return valid
 
 
-def _get_outreach(request: HttpRequest, outreach_id: Any) -> Outreach:
+def _get_outreach(request: TenantRequest, outreach_id: Any) -> Outreach:
     outreach = queue.outreach_get(tenant=_tenant(request), outreach_id=outreach_id)
     if outreach is None:
         raise Http404("No such outreach")
@@ -185,7 +185,7 @@ def _why(outreach: Outreach) -> dict[str, Any]:
     return why
 
 
-def _item_context(request: HttpRequest, outreach: Outreach, draft: dict | None = None) -> dict[str, Any]:
+def _item_context(request: TenantRequest, outreach: Outreach, draft: dict | None = None) -> dict[str, Any]:
     tenant = _tenant(request)
     customer = outreach.customer
     now = timezone.now()
@@ -221,14 +221,14 @@ def _item_context(request: HttpRequest, outreach: Outreach, draft: dict | None =
 
 
 @tenant_view(write_role=AGENT)
-def item(request: HttpRequest, outreach_id: Any) -> HttpResponse:
+def item(request: TenantRequest, outreach_id: Any) -> HttpResponse:
     outreach = _get_outreach(request, outreach_id)
     return render(request, "campaigns/item.html", _item_context(request, outreach))
 
 
 @require_POST
 @tenant_view(AGENT)
-def item_preview(request: HttpRequest, outreach_id: Any) -> HttpResponse:
+def item_preview(request: TenantRequest, outreach_id: Any) -> HttpResponse:
     """Live preview of an edit (HTMX): renders, never saves."""
     outreach = _get_outreach(request, outreach_id)
     title = request.POST.get("title", "")[:200]
@@ -241,38 +241,38 @@ def item_preview(request: HttpRequest, outreach_id: Any) -> HttpResponse:
     return render(request, "campaigns/item.html#preview", context)
 
 
-def _act(request: HttpRequest, outreach_id: Any, action: str) -> HttpResponse:
+def _act(request: TenantRequest, outreach_id: Any, action: str) -> HttpResponse:
     tenant = _tenant(request)
     user = request.user
     outreach = _get_outreach(request, outreach_id)
     back_to_item = redirect("dashboard:item", tenant_slug=tenant.slug, outreach_id=outreach.pk)
     try:
         if action == "claim":
-            queue.outreach_claim(tenant=tenant, outreach_id=outreach.pk, user=user)  # type: ignore[arg-type]
+            queue.outreach_claim(tenant=tenant, outreach_id=outreach.pk, user=user)
             messages.success(request, "Claimed: it is yours for the next 15 minutes.")
             return back_to_item
         if action == "release":
-            queue.outreach_release(tenant=tenant, outreach_id=outreach.pk, user=user)  # type: ignore[arg-type]
+            queue.outreach_release(tenant=tenant, outreach_id=outreach.pk, user=user)
             messages.info(request, "Released back to the queue.")
             return redirect("dashboard:queue", tenant_slug=tenant.slug)
         if action == "edit":
             queue.outreach_edit(
                 tenant=tenant,
                 outreach_id=outreach.pk,
-                user=user,  # type: ignore[arg-type]
+                user=user,
                 title=request.POST.get("title", ""),
                 body=request.POST.get("body", "")[:20_000],
             )
             messages.success(request, "Saved.")
             return back_to_item
         if action == "send":
-            queue.outreach_send(tenant=tenant, outreach_id=outreach.pk, user=user)  # type: ignore[arg-type]
+            queue.outreach_send(tenant=tenant, outreach_id=outreach.pk, user=user)
             messages.success(request, f"Sent to {outreach.customer}.")
         elif action == "reject":
             queue.outreach_reject(
                 tenant=tenant,
                 outreach_id=outreach.pk,
-                user=user,  # type: ignore[arg-type]
+                user=user,
                 reason=request.POST.get("reason", ""),
             )
             messages.success(request, "Rejected.")
@@ -280,7 +280,7 @@ def _act(request: HttpRequest, outreach_id: Any, action: str) -> HttpResponse:
             until = _parse_until(request.POST.get("until", ""), tenant)
             if until is None:
                 raise queue.QueueError("Pick a date to snooze until.")
-            queue.outreach_snooze(tenant=tenant, outreach_id=outreach.pk, user=user, until=until)  # type: ignore[arg-type]
+            queue.outreach_snooze(tenant=tenant, outreach_id=outreach.pk, user=user, until=until)
             messages.success(request, f"Snoozed until {timezone.localtime(until, tenant.tz):%Y-%m-%d %H:%M}.")
     except queue.QueueError as exc:
         messages.error(request, str(exc))
@@ -303,7 +303,7 @@ def _parse_until(value: str, tenant: Tenant) -> datetime | None:
 def _action_view(action: str) -> Any:
     @require_POST
     @tenant_view(AGENT)
-    def view(request: HttpRequest, outreach_id: Any) -> HttpResponse:
+    def view(request: TenantRequest, outreach_id: Any) -> HttpResponse:
         return _act(request, outreach_id, action)
 
     view.__name__ = f"item_{action}"

@@ -10,11 +10,11 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from accounts.tenancy import tenant_view
+from accounts.tenancy import TenantRequest, tenant_view
 from campaigns.budget import fatigue_get
 from campaigns.models import Playbook
 from dashboard import effect_selectors, playbook_views, selectors, snapshots
@@ -25,8 +25,8 @@ TIMELINE_NAMES = 6
 
 
 @tenant_view()
-def overview(request: HttpRequest) -> HttpResponse:
-    tenant = request.tenant  # type: ignore[attr-defined]
+def overview(request: TenantRequest) -> HttpResponse:
+    tenant = request.tenant
     data, computed_at = snapshots.overview_get(tenant=tenant)
     weeks = snapshots.effect_weeks_from(data)
     window_days = data["effect"]["window_days"]
@@ -126,8 +126,8 @@ def versions_chart(models: list[RiskModel]) -> dict[str, Any]:
 
 
 @tenant_view()
-def model_detail(request: HttpRequest) -> HttpResponse:
-    tenant = request.tenant  # type: ignore[attr-defined]
+def model_detail(request: TenantRequest) -> HttpResponse:
+    tenant = request.tenant
     now = timezone.now()
     models = selectors.model_list(tenant=tenant)
     active = next((m for m in models if m.status == RiskModel.Status.ACTIVE), None)
@@ -156,8 +156,8 @@ def model_detail(request: HttpRequest) -> HttpResponse:
 
 
 @tenant_view()
-def customer_list(request: HttpRequest) -> HttpResponse:
-    tenant = request.tenant  # type: ignore[attr-defined]
+def customer_list(request: TenantRequest) -> HttpResponse:
+    tenant = request.tenant
     query = request.GET.get("q", "")[:200]
     context = {
         "query": query,
@@ -205,8 +205,8 @@ def signal_timeline_chart(rows: list, since, today) -> dict[str, Any]:
 
 
 @tenant_view()
-def customer_detail(request: HttpRequest, external_id: str) -> HttpResponse:
-    tenant = request.tenant  # type: ignore[attr-defined]
+def customer_detail(request: TenantRequest, external_id: str) -> HttpResponse:
+    tenant = request.tenant
     customer = selectors.customer_get(tenant=tenant, external_id=external_id)
     today = timezone.localdate()
     since = today - timedelta(days=selectors.CUSTOMER_HISTORY_DAYS)
@@ -227,8 +227,8 @@ def customer_detail(request: HttpRequest, external_id: str) -> HttpResponse:
 
 
 @tenant_view()
-def run_list(request: HttpRequest) -> HttpResponse:
-    tenant = request.tenant  # type: ignore[attr-defined]
+def run_list(request: TenantRequest) -> HttpResponse:
+    tenant = request.tenant
     runs = selectors.run_list(tenant=tenant)
     timed = [r for r in reversed(runs) if r.finished_at]
     duration_chart = chart(
@@ -257,8 +257,8 @@ def run_list(request: HttpRequest) -> HttpResponse:
 
 
 @tenant_view()
-def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
-    tenant = request.tenant  # type: ignore[attr-defined]
+def run_detail(request: TenantRequest, run_id: int) -> HttpResponse:
+    tenant = request.tenant
     run = selectors.run_get(tenant=tenant, run_id=run_id)
     template = "proactive/run_detail.html"
     if getattr(request, "htmx", False):
@@ -267,8 +267,8 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 
 
 @tenant_view()
-def fatigue(request: HttpRequest) -> HttpResponse:
-    tenant = request.tenant  # type: ignore[attr-defined]
+def fatigue(request: TenantRequest) -> HttpResponse:
+    tenant = request.tenant
     state = selectors.page_cached(
         tenant=tenant,
         name="fatigue",
