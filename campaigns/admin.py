@@ -16,7 +16,7 @@ from accounts.models import Tenant
 from campaigns.conditions import ConditionError, parse_condition, render_text
 from campaigns.models import Campaign, Incident, Outreach, Playbook
 from campaigns.playbooks import playbook_preview
-from campaigns.rules import action_validate
+from campaigns.rules import COOLDOWN_DAYS, HOLDOUT_PERCENT, Bound, action_validate
 
 
 def _condition(value: Any, path: str) -> Any:
@@ -30,6 +30,13 @@ def _condition(value: Any, path: str) -> Any:
 def _action(value: Any, path: str) -> dict[str, Any]:
     try:
         return action_validate(value, path)
+    except ConditionError as exc:
+        raise forms.ValidationError(str(exc)) from None
+
+
+def _bounded(bound: Bound, value: Any) -> int:
+    try:
+        return bound.check(value)
     except ConditionError as exc:
         raise forms.ValidationError(str(exc)) from None
 
@@ -57,22 +64,19 @@ class PlaybookForm(forms.ModelForm):
         return _action(self.cleaned_data["action"], "action")
 
     def clean_holdout_percent(self) -> int:
-        value = self.cleaned_data["holdout_percent"]
-        if value > 50:
-            raise forms.ValidationError("holdout_percent: between 0 and 50")
-        return value
+        return _bounded(HOLDOUT_PERCENT, self.cleaned_data["holdout_percent"])
 
     def clean_cooldown_days(self) -> int:
-        value = self.cleaned_data["cooldown_days"]
-        if not 1 <= value <= 365:
-            raise forms.ValidationError("cooldown_days: between 1 and 365")
-        return value
+        return _bounded(COOLDOWN_DAYS, self.cleaned_data["cooldown_days"])
 
 
 class CampaignForm(forms.ModelForm):
     class Meta:
         model = Campaign
         fields = ["tenant", "name", "audience", "action", "send_at", "holdout_percent", "status"]
+
+    def clean_holdout_percent(self) -> int:
+        return _bounded(HOLDOUT_PERCENT, self.cleaned_data["holdout_percent"])
 
     def clean_audience(self) -> Any:
         return _condition(self.cleaned_data["audience"], "audience")

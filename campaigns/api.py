@@ -29,6 +29,7 @@ from campaigns.api_schema import (
 from campaigns.conditions import ConditionError, parse_condition, render_text
 from campaigns.effectiveness import effectiveness
 from campaigns.models import Campaign, Incident, Outreach, Playbook
+from campaigns.rules import COOLDOWN_DAYS, HOLDOUT_PERCENT
 
 
 def _raise_400(exc: ConditionError) -> None:
@@ -81,8 +82,12 @@ class PlaybookInputSerializer(serializers.Serializer):
     enabled = serializers.BooleanField(default=True)
     trigger = serializers.JSONField()
     action = serializers.JSONField()
-    cooldown_days = serializers.IntegerField(min_value=1, max_value=365, default=14)
-    holdout_percent = serializers.IntegerField(min_value=0, max_value=50, default=10)
+    cooldown_days = serializers.IntegerField(
+        min_value=COOLDOWN_DAYS.lo, max_value=COOLDOWN_DAYS.hi, default=14
+    )
+    holdout_percent = serializers.IntegerField(
+        min_value=HOLDOUT_PERCENT.lo, max_value=HOLDOUT_PERCENT.hi, default=10
+    )
     review_expiry_hours = serializers.IntegerField(min_value=1, max_value=24 * 30, default=72)
 
     def validate_trigger(self, value: Any) -> Any:
@@ -287,7 +292,9 @@ class CampaignInputSerializer(serializers.Serializer):
     audience = serializers.JSONField()
     action = serializers.JSONField()
     send_at = serializers.DateTimeField()
-    holdout_percent = serializers.IntegerField(min_value=0, max_value=50, default=10)
+    holdout_percent = serializers.IntegerField(
+        min_value=HOLDOUT_PERCENT.lo, max_value=HOLDOUT_PERCENT.hi, default=10
+    )
 
     def validate_audience(self, value: Any) -> Any:
         return _condition_field(value, "audience")

@@ -16,7 +16,7 @@ from campaigns.conditions import (
 )
 from campaigns.firing import Source, fire
 from campaigns.models import Campaign, Outreach
-from campaigns.rules import action_validate
+from campaigns.rules import HOLDOUT_PERCENT, action_validate
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +24,7 @@ log = logging.getLogger(__name__)
 @transaction.atomic
 def campaign_create(*, tenant: Tenant, data: dict[str, Any], actor: User | None = None) -> Campaign:
     parse_condition(data["audience"], "audience")
-    if not 0 <= int(data.get("holdout_percent", 10)) <= 50:
-        raise ConditionError("holdout_percent", "between 0 and 50")
+    HOLDOUT_PERCENT.check(data.get("holdout_percent", 10))
     campaign = Campaign.objects.create(
         tenant=tenant,
         name=data["name"],

@@ -49,6 +49,7 @@ from campaigns.conditions import (
 from campaigns.delivery import outreach_deliver_on_commit
 from campaigns.models import Playbook
 from campaigns.rules import PRIORITIES, action_validate
+from proactive.chunks import CHUNK_SIZE, customer_id_ranges
 from proactive.features.compute import features_query
 from proactive.features.metrics import Metric
 
@@ -56,9 +57,6 @@ log = logging.getLogger(__name__)
 
 
 LOCK_NAMESPACE = 0x5052  # pg_advisory_xact_lock(namespace, tenant_id): one firing per tenant at a time
-
-
-CHUNK_SIZE = 20000
 
 
 @dataclass
@@ -87,16 +85,6 @@ class Source:
 def _advisory_lock(tenant: Tenant) -> None:
     with connection.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", [LOCK_NAMESPACE, tenant.pk])
-
-
-def _id_ranges(tenant: Tenant, chunk_size: int) -> list[tuple[int, int]]:
-    with connection.cursor() as cur:
-        cur.execute(
-            "SELECT min(id), max(id) FROM (SELECT id, (row_number() OVER (ORDER BY id) - 1) / %s AS k "
-            "FROM proactive_customer WHERE tenant_id = %s) x GROUP BY k ORDER BY k",
-            [chunk_size, tenant.pk],
-        )
-        return [(lo, hi) for lo, hi in cur.fetchall()]
 
 
 def _deliver_on_commit(tenant: Tenant, outreach_ids: list[str]) -> None:
@@ -228,7 +216,7 @@ def fire(
     if not sources:
         return {**totals, "seconds": timings}
     budget_reason = f"contact budget: {tenant.budget_max_messages} per {tenant.budget_per_days} days"
-    for lo, hi in _id_ranges(tenant, chunk_size or CHUNK_SIZE):
+    for lo, hi in customer_id_ranges(tenant, chunk_size or CHUNK_SIZE):
         with transaction.atomic(), connection.cursor() as cur:
             _advisory_lock(tenant)
             # ON COMMIT DROP does not fire when the caller's transaction spans several chunks.

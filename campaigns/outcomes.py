@@ -22,17 +22,16 @@ from django.utils import timezone
 
 from accounts.models import Tenant
 from campaigns.models import Campaign, OutcomeSweep, Outreach, Playbook
-from proactive.scoring.scoring import customer_id_chunks
+from proactive.chunks import CHUNK_SIZE, customer_id_ranges
 from proactive.signal_patterns import patterns_sql
 
 # The longest window the pages offer; a row's outcome is final once this has elapsed.
 OUTCOME_DAYS = 90
-SWEEP_CHUNK = 20_000
 LOCK_NAMESPACE = 0x4F55  # pg_advisory_xact_lock(namespace, tenant_id) around a sweep
 
 
 def outcomes_sweep(
-    *, tenant: Tenant, as_of: datetime | None = None, run: Any = None, chunk_size: int = SWEEP_CHUNK
+    *, tenant: Tenant, as_of: datetime | None = None, run: Any = None, chunk_size: int = CHUNK_SIZE
 ) -> dict[str, Any]:
     """Bring `first_contact_at` up to date for the tenant's outreach (a pipeline step).
 
@@ -50,7 +49,7 @@ def outcomes_sweep(
         since = None if full else (state.swept_at - timedelta(days=OUTCOME_DAYS), state.swept_at)
         checked = changed = 0
         names = contact_names(tenant)
-        for lo, hi in customer_id_chunks(tenant, chunk_size):
+        for lo, hi in customer_id_ranges(tenant, chunk_size):
             n_checked, n_changed = _sweep_range(tenant, names, lo, hi, since, now)
             checked += n_checked
             changed += n_changed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
@@ -73,6 +74,31 @@ def _check_variables(text: str, path: str) -> None:
         )
 
 
+@dataclass(frozen=True)
+class Bound:
+    """An integer field's allowed range: the API serializers, the admin forms and the services
+    all read it from here."""
+
+    field: str
+    lo: int
+    hi: int
+
+    def check(self, value: Any) -> int:
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise ConditionError(
+                self.field, f"expected a whole number between {self.lo} and {self.hi}"
+            ) from None
+        if not self.lo <= number <= self.hi:
+            raise ConditionError(self.field, f"between {self.lo} and {self.hi}")
+        return number
+
+
+COOLDOWN_DAYS = Bound("cooldown_days", 1, 365)
+HOLDOUT_PERCENT = Bound("holdout_percent", 0, 50)
+
+
 PLAYBOOK_FIELDS = (
     "name",
     "enabled",
@@ -90,8 +116,7 @@ def playbook_fields_clean(data: dict[str, Any]) -> dict[str, Any]:
         parse_condition(clean["trigger"], "trigger")
     if "action" in clean:
         clean["action"] = action_validate(clean["action"])
-    if "cooldown_days" in clean and not 1 <= int(clean["cooldown_days"]) <= 365:
-        raise ConditionError("cooldown_days", "between 1 and 365")
-    if "holdout_percent" in clean and not 0 <= int(clean["holdout_percent"]) <= 50:
-        raise ConditionError("holdout_percent", "between 0 and 50")
+    for bound in (COOLDOWN_DAYS, HOLDOUT_PERCENT):
+        if bound.field in clean:
+            clean[bound.field] = bound.check(clean[bound.field])
     return clean

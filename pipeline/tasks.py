@@ -15,8 +15,9 @@ from django.utils import timezone
 from accounts.models import Tenant
 from pipeline.runs import STALE_AFTER, run_claim, run_finish, run_steps, window_key_for
 from pipeline.steps import AFTER_SCORE, BEFORE_FANOUT, SCORE
+from proactive.chunks import CHUNK_SIZE, customer_id_ranges
 from proactive.models import PipelineRun, RiskModel
-from proactive.scoring.scoring import CHUNK_SIZE, Scorer, customer_id_chunks, score_range
+from proactive.scoring.scoring import Scorer, score_range
 
 TASK_OPTS = {"acks_late": True, "ignore_result": True}
 
@@ -85,7 +86,7 @@ def pipeline_run_task(
     if not run_steps(run, BEFORE_FANOUT):
         run_finish(run, ok=False)
         return
-    chunks = customer_id_chunks(tenant, chunk_size)
+    chunks = customer_id_ranges(tenant, chunk_size)
     if len(chunks) <= 1:
         run_finish(run, run_steps(run, SCORE + AFTER_SCORE))
         return

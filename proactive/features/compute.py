@@ -31,6 +31,7 @@ from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
 
 from accounts.models import Tenant
+from proactive.chunks import CHUNK_SIZE
 from proactive.features.metrics import Kind, Metric, parse_metric
 from proactive.signal_patterns import patterns_sql
 
@@ -633,7 +634,7 @@ def compute_features(
     as_of: datetime,
     metrics: Sequence[Metric] | None = None,
     customer_ids: Sequence[int] | None = None,
-    chunk_size: int = 20000,
+    chunk_size: int = CHUNK_SIZE,
 ) -> FeatureFrame:
     """Feature matrix for the tenant's customers as of `as_of` (default feature set when
     `metrics` is None). Attributes: numbers/booleans as floats, low-cardinality strings

@@ -18,13 +18,13 @@ import xgboost as xgb
 from django.db import connection
 
 from accounts.models import Tenant
+from proactive.chunks import CHUNK_SIZE, customer_id_ranges
 from proactive.features.metrics import Metric, parse_metric
-from proactive.models import Customer, RiskModel, RiskScore, RiskScoreDaily
+from proactive.models import RiskModel, RiskScore, RiskScoreDaily
 from proactive.scoring import model as ml
 from proactive.scoring.registry import active_model, is_usable, load_booster
 from proactive.scoring.training import range_features
 
-CHUNK_SIZE = 20_000
 TOP_REASONS = 3
 
 
@@ -143,16 +143,6 @@ class Scorer:
         return len(ids)
 
 
-def customer_id_chunks(tenant: Tenant, chunk_size: int = CHUNK_SIZE) -> list[tuple[int, int]]:
-    """Inclusive (first id, last id) ranges of about `chunk_size` customers each."""
-    ids = np.fromiter(
-        Customer.objects.for_tenant(tenant).order_by("pk").values_list("pk", flat=True), dtype=np.int64
-    )
-    return [
-        (int(ids[i]), int(ids[min(i + chunk_size, len(ids)) - 1])) for i in range(0, len(ids), chunk_size)
-    ]
-
-
 def score_range(scorer: Scorer, lo: int, hi: int, as_of: datetime) -> int:
     ids, scores, reasons = scorer.score(lo, hi, as_of)
     return scorer.write(ids, scores, reasons, as_of)
@@ -162,7 +152,7 @@ def score_all(*, tenant: Tenant, as_of: datetime, chunk_size: int = CHUNK_SIZE, 
     """Score every customer in-process, chunk by chunk; returns counts and timings."""
     scorer = Scorer.for_tenant(tenant)
     written = 0
-    chunks = customer_id_chunks(tenant, chunk_size)
+    chunks = customer_id_ranges(tenant, chunk_size)
     for i, (lo, hi) in enumerate(chunks):
         written += score_range(scorer, lo, hi, as_of)
         if on_chunk is not None:

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from accounts.models import Tenant
+from proactive.chunks import CHUNK_SIZE
 from proactive.features.compute import compute_features, default_metrics, range_matrices, range_matrix
 from proactive.features.metrics import Kind, Metric, parse_metric
 from proactive.scoring import model as ml
@@ -88,7 +89,7 @@ def build_snapshots(
     """Features as of each cut-off for the customers who existed then, labelled after it."""
     xs, ids, idx = [], [], []
     names = [str(m) for m in metrics]
-    chunk = 20_000
+    chunk = CHUNK_SIZE
     for start in range(0, len(first_ids), chunk):
         part = first_ids[start : start + chunk]
         # All cut-offs in one pass over the chunk's rollups (8 separate passes cost ~3x more).
