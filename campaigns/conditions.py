@@ -2,7 +2,7 @@
 
     {"all": [...]} | {"any": [...]} | {"not": cond} | {"metric", "op", "value"}
 
-A leaf compares one metric of `proactive.features.metrics` (features of #3). Compiled SQL
+A leaf compares one metric of `proactive.features.metrics` (the customer features). Compiled SQL
 runs over a feature relation with one column per metric (`f.m0 ... f.mN`): numeric
 metrics are double precision, `attribute.KEY` is jsonb. Every leaf is two-valued
 (`COALESCE(..., false)`), so an undefined metric never matches a leaf and `not` of it

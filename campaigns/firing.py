@@ -1,6 +1,6 @@
 """The firing engine: fires playbooks, campaigns and incident notices as outreach.
 
-Firing is set-based: the features of #3 are materialised once per chunk of customers in a
+Firing is set-based: the customers' features are materialised once per chunk of customers in a
 temporary table, every source's condition is compiled to a WHERE clause over it, and one
 INSERT ... ON CONFLICT DO NOTHING arbitrates the contact budget, splits off the holdout and
 writes the outreach.

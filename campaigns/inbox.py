@@ -26,7 +26,6 @@ from typing import Any
 import jwt
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
@@ -135,21 +134,6 @@ def inbox_bump(*, tenant_id: int, external_ids: Iterable[str]) -> None:
         _local_bodies.pop(body_key, None)
     if keys:
         cache.set_many(keys, timeout=None)
-
-
-def inbox_bump_outreach(*, tenant: Tenant, outreach_ids: Iterable[Any]) -> None:
-    """Bump the inboxes of the customers these outreach rows belong to, after commit."""
-    ids = list(outreach_ids)
-    if not ids:
-        return
-    external_ids = list(
-        Outreach.objects.for_tenant(tenant)
-        .filter(pk__in=ids)
-        .values_list("customer__external_id", flat=True)
-        .distinct()
-    )
-    tenant_id = tenant.pk
-    transaction.on_commit(lambda: inbox_bump(tenant_id=tenant_id, external_ids=external_ids))
 
 
 def inbox_messages(*, tenant_id: int, external_id: str, now: Any = None) -> tuple[list[dict], Any]:

@@ -47,6 +47,6 @@ def incidents_notify_task(tenant_id: int, **kwargs: Any) -> dict[str, Any] | Non
     return incidents_notify(tenant=tenant, as_of=timezone.now())
 
 
-# Tasks defined next to their services (h4): imported so the worker's autodiscovery registers them.
+# Tasks defined next to their services: imported here so the worker's autodiscovery registers them.
 from campaigns.delivery import outreach_deliver_task  # noqa: E402, F401
 from campaigns.queue import outreach_expire_overdue_task  # noqa: E402, F401

@@ -338,10 +338,6 @@ def customer_get(*, tenant: Tenant, external_id: str) -> Customer:
     return customer
 
 
-def customer_risk_get(*, tenant: Tenant, customer: Customer) -> RiskScore | None:
-    return RiskScore.objects.for_tenant(tenant).filter(customer=customer).select_related("model").first()
-
-
 def customer_risk_history(
     *, tenant: Tenant, customer: Customer, since: date
 ) -> list[tuple[date, float, int | None]]:

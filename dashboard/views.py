@@ -20,6 +20,7 @@ from campaigns.models import Playbook
 from dashboard import effect_selectors, playbook_views, selectors, snapshots
 from dashboard.charts import chart, outreach_weekly_chart, series
 from proactive.models import PipelineRun, RiskModel
+from proactive.scoring.selectors import customer_risk
 
 TIMELINE_NAMES = 6
 
@@ -215,7 +216,7 @@ def customer_detail(request: TenantRequest, external_id: str) -> HttpResponse:
     outreach = selectors.customer_outreach(tenant=tenant, customer=customer)
     context = {
         "customer": customer,
-        "risk": selectors.customer_risk_get(tenant=tenant, customer=customer),
+        "risk": customer_risk(tenant, customer),
         "risk_chart": risk_chart(history),
         "timeline_chart": signal_timeline_chart(signal_days, since, today),
         "signals": selectors.customer_signals_recent(tenant=tenant, customer=customer),

@@ -23,7 +23,8 @@ from accounts.api_base import TenantAPIView
 from accounts.api_parsers import MAX_JSON_DEPTH, _reject_constant, json_depth_exceeds, loads_limited
 from proactive.features.compute import customer_features
 from proactive.ingest import MAX_BODY_BYTES, MAX_CUSTOMERS, MAX_SIGNALS, customers_upsert, signals_ingest
-from proactive.models import Customer, RiskScore
+from proactive.models import Customer
+from proactive.scoring.selectors import customer_risk
 
 
 class PayloadTooLarge(APIException):
@@ -236,21 +237,6 @@ class CustomerProfileSerializer(serializers.Serializer):
 def customer_profile(*, customer: Customer) -> dict[str, Any]:
     """Profile, attributes, current features and the latest risk score (null before scoring)."""
     as_of = timezone.now()
-    score = (
-        RiskScore.objects.for_tenant(customer.tenant_id)
-        .filter(customer=customer)
-        .select_related("model")
-        .first()
-    )
-    risk = None
-    if score is not None:
-        risk = {
-            "score": score.score,
-            "scored_at": score.scored_at,
-            "model_version": score.model.version if score.model else None,
-            "rule_based": score.rule_based,
-            "reasons": score.reasons,
-        }
     return {
         "external_id": customer.external_id,
         "name": customer.name,
@@ -260,7 +246,7 @@ def customer_profile(*, customer: Customer) -> dict[str, Any]:
         "attributes": customer.attributes,
         "features": customer_features(tenant=customer.tenant, customer_id=customer.pk, as_of=as_of),
         "features_as_of": as_of,
-        "risk": risk,
+        "risk": customer_risk(customer.tenant, customer),
     }
 
 
