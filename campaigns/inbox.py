@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 import uuid
 from collections.abc import Iterable
@@ -32,6 +33,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.models import Tenant
+from accounts.rate_limits import FixedWindowLimiter
 from campaigns.models import Outreach, OutreachEvent
 from campaigns.rendering import render_message
 from proactive.models import Customer
@@ -225,51 +227,14 @@ def inbox_event_record(*, tenant_id: int, external_id: str, outreach_id: Any, ki
     return True
 
 
-@dataclass
-class _Window:
-    minute: int
-    pending: int = 0
-    known_total: int = 0
-    flushed_at: float = 0.0
-
-
-_rate_windows: dict[str, _Window] = {}
-RATE_FLUSH_EVERY = 25
-RATE_FLUSH_SECONDS = 1.0
+# Batched: the inbox is the hottest path (every page view of every end customer).
+INBOX_LIMITER = FixedWindowLimiter("publishable-key", batch=25, flush_seconds=1.0)
 
 
 def _rate_limited(publishable_key: str) -> int:
-    """Seconds to wait when this key is over its per-minute budget, else 0.
-
-    A fixed one-minute window counted in the shared cache, but each process adds its
-    requests in batches (every RATE_FLUSH_EVERY requests or RATE_FLUSH_SECONDS), so the
-    hot path rarely pays a cache round trip; the limit may overshoot by one batch per process.
-    """
-    limit = _settings_int("INBOX_RATE_LIMIT_PER_MINUTE", 60000)
-    now = time.time()
-    minute = int(now // 60)
-    window = _rate_windows.get(publishable_key)
-    if window is None or window.minute != minute:
-        if len(_rate_windows) > 10_000:
-            _rate_windows.clear()
-        window = _rate_windows[publishable_key] = _Window(minute=minute, flushed_at=time.monotonic())
-    window.pending += 1
-    if window.pending >= RATE_FLUSH_EVERY or time.monotonic() - window.flushed_at >= RATE_FLUSH_SECONDS:
-        digest = hashlib.blake2b(publishable_key.encode(), digest_size=12).hexdigest()
-        key = f"inbox:rate:{digest}:{minute}"
-        if cache.add(key, window.pending, timeout=70):
-            window.known_total = window.pending
-        else:
-            try:
-                window.known_total = cache.incr(key, window.pending)
-            except ValueError:  # expired between add and incr
-                cache.add(key, window.pending, timeout=70)
-                window.known_total = window.pending
-        window.pending = 0
-        window.flushed_at = time.monotonic()
-    if window.known_total + window.pending > limit:
-        return max(1, 60 - int(now) % 60)
-    return 0
+    """Seconds to wait when this publishable key is over its per-minute budget, else 0."""
+    wait = INBOX_LIMITER.hit(publishable_key, _settings_int("INBOX_RATE_LIMIT_PER_MINUTE", 60000))
+    return max(1, math.ceil(wait)) if wait else 0
 
 
 _origin_memo: dict[str, tuple[float, bool]] = {}

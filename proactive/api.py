@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
@@ -21,6 +19,7 @@ from rest_framework.throttling import BaseThrottle
 from accounts.api_auth import KeyPrincipal
 from accounts.api_base import TenantAPIView
 from accounts.api_parsers import MAX_JSON_DEPTH, _reject_constant, json_depth_exceeds, loads_limited
+from accounts.rate_limits import FixedWindowLimiter
 from proactive.features.compute import customer_features
 from proactive.ingest import MAX_BODY_BYTES, MAX_CUSTOMERS, MAX_SIGNALS, customers_upsert, signals_ingest
 from proactive.models import Customer
@@ -33,25 +32,17 @@ class PayloadTooLarge(APIException):
     default_code = "payload_too_large"
 
 
+SERVER_KEY_LIMITER = FixedWindowLimiter("server-key")
+
+
 class ServerKeyRateThrottle(BaseThrottle):
-    """Fixed one-minute window per server key, counted in the shared cache (Redis in production),
-    so every web process sees the same count."""
+    """API_RATE_LIMIT_PER_MINUTE requests per server key and minute."""
 
     def allow_request(self, request: Request, view: Any) -> bool:
         if not isinstance(request.user, KeyPrincipal):
             return True
-        limit = int(settings.API_RATE_LIMIT_PER_MINUTE)
-        now = time.time()
-        window = int(now // 60)
-        key = f"ratelimit:{request.user.key.prefix}:{window}"
-        cache.add(key, 0, timeout=120)
-        try:
-            count = cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.add(key, 1, timeout=120)
-            count = 1
-        self._wait = (window + 1) * 60 - now
-        return count <= limit
+        self._wait = SERVER_KEY_LIMITER.hit(request.user.key.prefix, int(settings.API_RATE_LIMIT_PER_MINUTE))
+        return not self._wait
 
     def wait(self) -> float | None:
         return getattr(self, "_wait", 60.0)

@@ -20,12 +20,12 @@ def private_cache(settings):
     }
     inbox._tenant_memo.clear()
     inbox._origin_memo.clear()
-    inbox._rate_windows.clear()
+    inbox.INBOX_LIMITER.reset()
     inbox._local_bodies.clear()
     yield
     inbox._tenant_memo.clear()
     inbox._origin_memo.clear()
-    inbox._rate_windows.clear()
+    inbox.INBOX_LIMITER.reset()
     inbox._local_bodies.clear()
 
 

@@ -7,6 +7,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from campaigns import inbox
 from campaigns.delivery import outreach_deliver
 from campaigns.models import Outreach, OutreachEvent
 from tests.campaigns.inbox_fixtures import executable_parts, mint, private_cache  # noqa: F401
@@ -224,11 +225,12 @@ def test_hostile_bodies_and_customer_data_come_out_inert(world):
     )  # text; widget uses textContent
 
 
-def test_rate_limit_per_publishable_key(world, settings):
+def test_rate_limit_per_publishable_key(world, settings, monkeypatch):
     tenant, _, _ = world
     settings.INBOX_RATE_LIMIT_PER_MINUTE = 3
+    monkeypatch.setattr(inbox.INBOX_LIMITER, "clock", lambda: 1_800_000_030.0)  # mid-minute, fixed
     token = mint(tenant.identity_secret, "u-1")
     codes = [get_inbox(tenant, token).status_code for _ in range(5)]
     assert codes[:3] == [200, 200, 200]
     limited = get_inbox(tenant, token)
-    assert limited.status_code == 429 and int(limited["Retry-After"]) >= 1
+    assert limited.status_code == 429 and int(limited["Retry-After"]) == 30
