@@ -24,7 +24,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Tenant
-from campaigns.inbox import inbox_bump
+from campaigns.inbox.store import inbox_bump
 from campaigns.models import Outreach, OutreachEvent
 from campaigns.rendering import render_message
 from proactive.models import Customer

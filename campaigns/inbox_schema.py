@@ -1,6 +1,6 @@
 """The in-app inbox in the OpenAPI schema.
 
-`campaigns.inbox` is plain Django views (no DRF: the hot path stays cheap), so
+`campaigns.inbox.views` is plain Django views (no DRF: the hot path stays cheap), so
 drf-spectacular cannot see it. This postprocessing hook adds its two operations by hand,
 with their own security (publishable key + customer JWT), so `/api/schema/` describes
 every `/api/v1` route and the fuzzing test covers the inbox too.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from campaigns.inbox import EVENT_TYPES
+from campaigns.inbox.store import EVENT_TYPES
 
 ERROR = {"$ref": "#/components/schemas/InboxError"}
 

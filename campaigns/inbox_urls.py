@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from campaigns.inbox import inbox_event, inbox_list
+from campaigns.inbox.views import inbox_event, inbox_list
 
 urlpatterns = [
     path("inbox", inbox_list, name="inbox"),

@@ -26,7 +26,8 @@ from schemathesis.generation.modes import GenerationMode
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
 from accounts.services import api_key_create
-from campaigns import inbox
+from campaigns.inbox import identity as inbox_identity
+from campaigns.inbox import views as inbox_views
 from tests.campaigns.inbox_fixtures import mint
 from tests.factories import (
     CampaignFactory,
@@ -55,11 +56,11 @@ def private_cache(settings):
     settings.CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": uuid.uuid4().hex}
     }
-    for memo in ("_tenant_memo", "_origin_memo"):
-        getattr(inbox, memo).clear()
+    inbox_identity._tenant_memo.clear()
+    inbox_views._origin_memo.clear()
     yield
-    for memo in ("_tenant_memo", "_origin_memo"):
-        getattr(inbox, memo).clear()
+    inbox_identity._tenant_memo.clear()
+    inbox_views._origin_memo.clear()
 
 
 @pytest.fixture

@@ -9,7 +9,9 @@ from html.parser import HTMLParser
 import jwt
 import pytest
 
-from campaigns import inbox
+from campaigns.inbox import identity as inbox_identity
+from campaigns.inbox import store as inbox_store
+from campaigns.inbox import views as inbox_views
 
 
 @pytest.fixture(autouse=True)
@@ -18,15 +20,15 @@ def private_cache(settings):
     settings.CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": uuid.uuid4().hex}
     }
-    inbox._tenant_memo.clear()
-    inbox._origin_memo.clear()
-    inbox.INBOX_LIMITER.reset()
-    inbox._local_bodies.clear()
+    inbox_identity._tenant_memo.clear()
+    inbox_views._origin_memo.clear()
+    inbox_views.INBOX_LIMITER.reset()
+    inbox_store._local_bodies.clear()
     yield
-    inbox._tenant_memo.clear()
-    inbox._origin_memo.clear()
-    inbox.INBOX_LIMITER.reset()
-    inbox._local_bodies.clear()
+    inbox_identity._tenant_memo.clear()
+    inbox_views._origin_memo.clear()
+    inbox_views.INBOX_LIMITER.reset()
+    inbox_store._local_bodies.clear()
 
 
 def mint(secret: str, sub: str, *, exp_in: int = 3600, alg: str = "HS256", **extra) -> str:

@@ -7,8 +7,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from campaigns import inbox
 from campaigns.delivery import outreach_deliver
+from campaigns.inbox import views as inbox_views
 from campaigns.models import Outreach, OutreachEvent
 from tests.campaigns.inbox_fixtures import executable_parts, mint, private_cache  # noqa: F401
 from tests.factories import CustomerFactory, OutreachFactory, TenantFactory
@@ -228,7 +228,7 @@ def test_hostile_bodies_and_customer_data_come_out_inert(world):
 def test_rate_limit_per_publishable_key(world, settings, monkeypatch):
     tenant, _, _ = world
     settings.INBOX_RATE_LIMIT_PER_MINUTE = 3
-    monkeypatch.setattr(inbox.INBOX_LIMITER, "clock", lambda: 1_800_000_030.0)  # mid-minute, fixed
+    monkeypatch.setattr(inbox_views.INBOX_LIMITER, "clock", lambda: 1_800_000_030.0)  # mid-minute, fixed
     token = mint(tenant.identity_secret, "u-1")
     codes = [get_inbox(tenant, token).status_code for _ in range(5)]
     assert codes[:3] == [200, 200, 200]

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from accounts.models import Membership
 from accounts.services import api_key_create
-from campaigns import inbox
+from campaigns.inbox import identity as inbox_identity
 from campaigns.rendering import customer_variables, render_message, substitute_text
 from tests.campaigns.inbox_fixtures import mint
 from tests.factories import (
@@ -66,9 +66,9 @@ def private_cache(settings):
     settings.CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": uuid.uuid4().hex}
     }
-    inbox._tenant_memo.clear()
+    inbox_identity._tenant_memo.clear()
     yield
-    inbox._tenant_memo.clear()
+    inbox_identity._tenant_memo.clear()
 
 
 @pytest.fixture
