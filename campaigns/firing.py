@@ -211,6 +211,7 @@ def fire(
     """
     metrics = list(dict.fromkeys(m for s in sources if s.condition for m in condition_metrics(s.condition)))
     columns = columns_for(metrics)
+    matched_columns = columns_for(metrics, alias="m")  # the same columns, read from the matched rows
     timings = {"features": 0.0, "firing": 0.0}
     totals = dict.fromkeys(("fired", "sent", "pending_review", "held_out", "suppressed"), 0)
     if not sources:
@@ -254,8 +255,8 @@ def fire(
                     hits.append(where)
                     params += where_params
                     indexes.append(i)
-                    context, context_params = _context_sql(source, columns)
-                    contexts.append(f"WHEN %s THEN {context.replace('f.m', 'm.m')}")
+                    context, context_params = _context_sql(source, matched_columns)
+                    contexts.append(f"WHEN %s THEN {context}")
                     ctx_params += [i, *context_params]
             if hits:
                 # Only rows that match something are expanded to one row per matching source.

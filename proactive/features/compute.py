@@ -143,8 +143,10 @@ def _signal_rows_sql(
     customer_ids: Sequence[int] | None,
     id_range: tuple[int, int] | None,
     rollups: bool = True,
+    last_epoch: bool = False,
 ) -> tuple[str, list]:
-    """Per (customer, signal name): `customer_id, bits0.., w<D>.. (int), last_at`, rollups and
+    """Per (customer, signal name): `customer_id, bits0.., w<D>.. (int), last_at` (or
+    `last_epoch` in float seconds, for numpy), rollups and
     raw edge rows as separate rows (sum and max them). `bitsJ` has bit k set when the name
     matches pattern 62*J + k of the plan, computed once per row so that the per-customer
     aggregates test an integer instead of matching text."""
@@ -194,7 +196,8 @@ def _signal_rows_sql(
     raw_where_params += f_params
 
     bit_cols, bit_params = _bits_sql(plan)
-    cols = ", ".join(["u.customer_id", *bit_cols, *(f"u.w{d}" for d in windows), "u.last_at"])
+    last = "extract(epoch FROM u.last_at)::float8 AS last_epoch" if last_epoch else "u.last_at"
+    cols = ", ".join(["u.customer_id", *bit_cols, *(f"u.w{d}" for d in windows), last])
     # Only generated identifiers are interpolated; every value is a parameter.
     rollup_sql = (
         f"SELECT d.customer_id, d.name, {', '.join(roll_cols)} FROM proactive_signaldaily d "  # noqa: S608
@@ -443,13 +446,10 @@ def signal_aggregates(
 ) -> dict[tuple[str, str], np.ndarray]:
     """Per (pattern, "w<D>" or "last") an array aligned with the sorted `customer_ids`: window
     counts (0 when none) and the latest matching timestamp in epoch seconds (NaN when none)."""
-    rows_sql, params = _signal_rows_sql(
-        tenant_id=tenant_id, as_of=as_of, plan=plan, customer_ids=restrict, id_range=id_range
+    sql, params = _signal_rows_sql(
+        tenant_id=tenant_id, as_of=as_of, plan=plan, customer_ids=restrict, id_range=id_range, last_epoch=True
     )
     words = [f"bits{w}" for w in range(plan.words)]
-    sql = rows_sql.replace(
-        "u.last_at FROM (", "extract(epoch FROM u.last_at)::float8 AS last_epoch FROM (", 1
-    )
     rows = _packed(
         cur, sql, params,
         [("customer_id", "int8"), *((w, "int8") for w in words), *((f"w{d}", "int4") for d in plan.windows),
@@ -723,9 +723,7 @@ def range_matrices(
                 customer_ids=None,
                 id_range=(lo, hi),
                 rollups=False,
-            )
-            raw_sql = raw_sql.replace(
-                "u.last_at FROM (", "extract(epoch FROM u.last_at)::float8 AS last_epoch FROM (", 1
+                last_epoch=True,
             )
             raw = _packed(cur, raw_sql, raw_params, raw_spec)
             nan = np.full(len(roll["customer_id"]), np.nan)
