@@ -16,7 +16,7 @@ from accounts.models import Tenant
 from campaigns.conditions import ConditionError, parse_condition, render_text
 from campaigns.models import Campaign, Incident, Outreach, Playbook
 from campaigns.playbooks import playbook_preview
-from campaigns.rules import COOLDOWN_DAYS, HOLDOUT_PERCENT, Bound, action_validate
+from campaigns.rules import COOLDOWN_DAYS, HOLDOUT_PERCENT, PLAYBOOK_FIELDS, Bound, action_validate
 
 
 def _condition(value: Any, path: str) -> Any:
@@ -46,16 +46,7 @@ class PlaybookForm(forms.ModelForm):
 
     class Meta:
         model = Playbook
-        fields = [
-            "tenant",
-            "name",
-            "enabled",
-            "trigger",
-            "action",
-            "cooldown_days",
-            "holdout_percent",
-            "review_expiry_hours",
-        ]
+        fields = ["tenant", *PLAYBOOK_FIELDS]
 
     def clean_trigger(self) -> Any:
         return _condition(self.cleaned_data["trigger"], "trigger")
