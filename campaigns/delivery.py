@@ -27,6 +27,7 @@ from accounts.models import Tenant
 from campaigns.inbox.store import inbox_bump
 from campaigns.models import Outreach, OutreachEvent
 from campaigns.rendering import render_message
+from campaigns.webhook_events import outreach_events_emit
 from proactive.models import Customer
 
 log = logging.getLogger(__name__)
@@ -153,11 +154,13 @@ def outreach_deliver(*, tenant: Tenant, outreach_ids: list) -> None:
 
 
 def outreach_deliver_on_commit(*, tenant: Tenant, outreach_ids: Iterable[Any]) -> None:
-    """Schedule delivery once the current transaction commits (in-app at once, email via Celery)."""
+    """Schedule delivery once the current transaction commits (in-app at once, email via Celery);
+    call it inside the transaction that made the rows `sent` (their webhook events join it)."""
     ids = [str(i) for i in outreach_ids]
     if not ids:
         return
     tenant_id = tenant.pk
+    outreach_events_emit(tenant_id=tenant_id, event_type="outreach.sent", outreach_ids=ids)
     transaction.on_commit(lambda: outreach_deliver_task.delay(tenant_id, ids))
 
 

@@ -49,6 +49,7 @@ from campaigns.conditions import (
 from campaigns.delivery import outreach_deliver_on_commit
 from campaigns.models import Playbook
 from campaigns.rules import PRIORITIES, action_validate
+from campaigns.webhook_events import outreach_events_emit
 from proactive.chunks import CHUNK_SIZE, customer_id_ranges
 from proactive.features.compute import features_query
 from proactive.features.metrics import Metric
@@ -181,7 +182,8 @@ WITH cand AS (
     ON CONFLICT (tenant_id, dedupe_key) DO NOTHING
     RETURNING id, coalesce(playbook_id, campaign_id, incident_id) AS source_id, status
 )
-SELECT source_id, status, count(*), array_agg(id::text) FILTER (WHERE status = 'sent') FROM ins GROUP BY 1, 2
+SELECT source_id, status, count(*), array_agg(id::text) FILTER (WHERE status = 'sent'), array_agg(id::text)
+FROM ins GROUP BY 1, 2
 """
 
 
@@ -294,13 +296,16 @@ def fire(
             rows = cur.fetchall()
             by_id = {str(s.id): s for s in sources}
             sent_ids: list[str] = []
-            for source_id, status, n, ids in rows:
+            created_ids: list[str] = []
+            for source_id, status, n, ids, all_ids in rows:
                 source = by_id[str(source_id)]
                 source.counts[status] = source.counts.get(status, 0) + n
                 source.counts["fired"] = source.counts.get("fired", 0) + n
                 totals[status] = totals.get(status, 0) + n
                 totals["fired"] += n
                 sent_ids += ids or []
+                created_ids += all_ids
+            outreach_events_emit(tenant_id=tenant.pk, event_type="outreach.created", outreach_ids=created_ids)
             _deliver_on_commit(tenant, sent_ids)
             timings["firing"] += time.perf_counter() - started
     return {**totals, "seconds": {k: round(v, 4) for k, v in timings.items()}}

@@ -18,6 +18,7 @@ from campaigns.conditions import (
 from campaigns.firing import Source, fire
 from campaigns.models import Incident
 from campaigns.rules import action_validate
+from campaigns.webhook_events import incident_event_emit
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ def incident_open(
         target=incident,
         data={"component": incident.component},
     )
+    incident_event_emit(incident=incident, event_type="incident.opened")
     return incident, fire(tenant=tenant, as_of=as_of, sources=[_incident_source(incident)])
 
 
@@ -94,6 +96,7 @@ def incident_resolve(
     if not changed:
         return False, {"fired": 0}
     audit_record(tenant=tenant, actor=actor, action="incident.resolve", target=incident)
+    incident_event_emit(incident=incident, event_type="incident.resolved", resolved_at=as_of)
     if not incident.follow_up:
         return True, {"fired": 0}
     source = Source(

@@ -24,6 +24,7 @@ from accounts.models import Tenant, User
 from accounts.services import audit_record
 from campaigns.delivery import outreach_deliver_on_commit
 from campaigns.models import Outreach, OutreachEvent, Priority
+from campaigns.webhook_events import outreach_events_emit
 
 CLAIM_TTL = timedelta(minutes=15)
 MAX_REASON = 500
@@ -125,6 +126,8 @@ def _record(tenant: Tenant, user: User, outreach_id: Any, kind: str, data: dict 
     OutreachEvent.objects.create(
         tenant=tenant, outreach_id=outreach_id, kind=kind, actor=user, data=data or {}
     )
+    if kind == "rejected":
+        outreach_events_emit(tenant_id=tenant.pk, event_type="outreach.rejected", outreach_ids=[outreach_id])
     audit_record(
         tenant=tenant,
         actor=user,
@@ -335,6 +338,8 @@ def outreach_bulk(
         )
         if action == "send":
             outreach_deliver_on_commit(tenant=tenant, outreach_ids=locked)
+        else:
+            outreach_events_emit(tenant_id=tenant.pk, event_type="outreach.rejected", outreach_ids=locked)
     result.done = [str(pk) for pk in locked]
     result.skipped = len(ids) - len(locked)
     return result

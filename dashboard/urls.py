@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from dashboard import playbook_views, queue_views, views
+from dashboard import playbook_views, queue_views, views, webhook_views
 
 app_name = "dashboard"
 
@@ -36,4 +36,8 @@ urlpatterns = [
     path(T + "queue/<uuid:outreach_id>/send/", queue_views.item_send, name="item_send"),
     path(T + "queue/<uuid:outreach_id>/reject/", queue_views.item_reject, name="item_reject"),
     path(T + "queue/<uuid:outreach_id>/snooze/", queue_views.item_snooze, name="item_snooze"),
+    path(T + "webhooks/", webhook_views.webhook_list, name="webhooks"),
+    path(T + "webhooks/<uuid:endpoint_id>/", webhook_views.webhook_detail, name="webhook_detail"),
+    path(T + "webhooks/<uuid:endpoint_id>/toggle/", webhook_views.webhook_toggle, name="webhook_toggle"),
+    path(T + "webhooks/<uuid:endpoint_id>/delete/", webhook_views.webhook_delete, name="webhook_delete"),
 ]

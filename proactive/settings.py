@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "template_partials",
     "django_celery_beat",
     "accounts",
+    "webhooks",
     "proactive",
     "campaigns",
     "pipeline",
@@ -207,6 +208,24 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# Outbound webhooks (webhooks app): private, loopback and link-local destinations are refused
+# unless WEBHOOKS_ALLOW_PRIVATE=1 (tests, local receivers). A failed delivery is retried after
+# base x 2^(n-1) seconds (capped) up to WEBHOOKS_MAX_ATTEMPTS; an endpoint whose every attempt
+# failed for WEBHOOKS_DISABLE_AFTER_HOURS (and at least WEBHOOKS_DISABLE_AFTER_FAILURES times)
+# is disabled. A claim older than WEBHOOKS_LEASE_SECONDS belongs to a dead worker.
+WEBHOOKS_ALLOW_PRIVATE = env_bool("WEBHOOKS_ALLOW_PRIVATE", False)
+WEBHOOKS_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOKS_TIMEOUT_SECONDS", "10"))
+WEBHOOKS_MAX_ATTEMPTS = int(os.environ.get("WEBHOOKS_MAX_ATTEMPTS", "12"))
+WEBHOOKS_RETRY_BASE_SECONDS = float(os.environ.get("WEBHOOKS_RETRY_BASE_SECONDS", "30"))
+WEBHOOKS_RETRY_MAX_SECONDS = float(os.environ.get("WEBHOOKS_RETRY_MAX_SECONDS", str(6 * 3600)))
+WEBHOOKS_LEASE_SECONDS = float(os.environ.get("WEBHOOKS_LEASE_SECONDS", "120"))
+WEBHOOKS_SWEEP_GRACE_SECONDS = float(os.environ.get("WEBHOOKS_SWEEP_GRACE_SECONDS", "120"))
+WEBHOOKS_DISABLE_AFTER_HOURS = float(os.environ.get("WEBHOOKS_DISABLE_AFTER_HOURS", "72"))
+WEBHOOKS_DISABLE_AFTER_FAILURES = int(os.environ.get("WEBHOOKS_DISABLE_AFTER_FAILURES", "20"))
+WEBHOOKS_RETENTION_DAYS = float(os.environ.get("WEBHOOKS_RETENTION_DAYS", "30"))
+if WEBHOOKS_LEASE_SECONDS <= WEBHOOKS_TIMEOUT_SECONDS:
+    raise ImproperlyConfigured("WEBHOOKS_LEASE_SECONDS must exceed WEBHOOKS_TIMEOUT_SECONDS")
+
 # Server-key requests per minute (ingestion endpoints), counted in the cache (Redis when REDIS_URL is set).
 API_RATE_LIMIT_PER_MINUTE = int(os.environ.get("API_RATE_LIMIT_PER_MINUTE", "1200"))
 

@@ -14,6 +14,7 @@ api_v1 = [
     path("", include("proactive.scoring.api_urls")),
     path("", include("campaigns.api_urls")),
     path("", include("campaigns.inbox_urls")),
+    path("", include("webhooks.api_urls")),
 ]
 
 urlpatterns = [

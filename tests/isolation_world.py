@@ -33,6 +33,7 @@ from tests.factories import (
     SignalFactory,
     TenantFactory,
 )
+from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 MARKER = "zzsecretofb"
 
@@ -105,6 +106,17 @@ def build_world() -> World:
         AuditLog.objects.create(tenant=b, action=f"probe.{MARKER}"),
         OutreachEvent.objects.create(tenant=b, outreach=outreach, kind="seen", data={"m": MARKER}),
     ]
+    endpoint = WebhookEndpoint.objects.create(
+        tenant=b, url=f"https://{MARKER}.example.com/hook", events=["outreach.sent"], secret=f"whsec_{MARKER}"
+    )
+    delivery = WebhookDelivery.objects.create(
+        tenant=b, endpoint=endpoint, event_type="outreach.sent", event_key=f"outreach.sent:{outreach.pk}",
+        payload={"type": "outreach.sent", "data": {"title": MARKER}}, last_error=MARKER,
+    )  # fmt: skip
+    attempt = WebhookAttempt.objects.create(
+        tenant=b, delivery=delivery, number=1, started_at=now, error=MARKER, response_excerpt=MARKER
+    )
+    objects += [endpoint, delivery, attempt]
     # What B's pipeline runs leave behind for its pages.
     outcomes_sweep(tenant=b)
     overview_refresh(tenant=b)

@@ -38,6 +38,8 @@ from tests.factories import (
     TenantFactory,
 )
 from tests.test_isolation import ROUTES
+from webhooks.models import WebhookEndpoint
+from webhooks.signing import new_secret
 
 # Writes whose view takes no body (the action is the URL).
 NO_BODY = {
@@ -122,6 +124,9 @@ def fuzz_world(db, private_cache):
     outreach = OutreachFactory(
         tenant=tenant, customer=customer, playbook=playbook, status="sent", sent_at=timezone.now()
     )
+    webhook = WebhookEndpoint.objects.create(
+        tenant=tenant, url="https://hooks.example.com/h", events=["outreach.sent"], secret=new_secret()
+    )
     return {
         "key": api_key_create(tenant=tenant).secret,
         "pk": tenant.publishable_key,
@@ -132,6 +137,7 @@ def fuzz_world(db, private_cache):
             "incident_id": str(incident.pk),
             "outreach_id": str(outreach.pk),
             "external_id": customer.external_id,
+            "webhook_id": str(webhook.pk),
         },
     }
 

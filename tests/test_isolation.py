@@ -148,6 +148,12 @@ URL_OBJECT_PARAMS: dict[str, dict] = {
     "api:campaign_effectiveness": {"campaign_id": _pk("campaigns.Campaign")},
     "api:incident": {"incident_id": _pk("campaigns.Incident")},
     "api:incident_resolve": {"incident_id": _pk("campaigns.Incident")},
+    # Webhook subscriptions (webhooks.api_urls, the dashboard's webhook pages): tenant B's endpoint.
+    "api:webhook": {"webhook_id": _pk("webhooks.WebhookEndpoint")},
+    **{
+        f"dashboard:{name}": {"endpoint_id": _pk("webhooks.WebhookEndpoint")}
+        for name in ("webhook_detail", "webhook_toggle", "webhook_delete")
+    },
     # The review queue (dashboard.urls): every item route gets tenant B's outreach.
     **{
         f"dashboard:{name}": {"outreach_id": _pk("campaigns.Outreach")}

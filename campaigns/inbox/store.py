@@ -21,6 +21,7 @@ from django.utils import timezone
 from campaigns.inbox.identity import settings_int
 from campaigns.models import Outreach, OutreachEvent
 from campaigns.rendering import render_message
+from campaigns.webhook_events import inbox_event_emit
 from proactive.models import Customer
 
 INBOX_LIMIT = 20
@@ -142,6 +143,7 @@ def inbox_event_record(*, tenant_id: int, external_id: str, outreach_id: Any, ki
     if not changed:
         return False if base.exists() else None
     OutreachEvent.objects.create(tenant_id=tenant_id, outreach_id=outreach_id, kind=kind, created_at=now)
+    inbox_event_emit(tenant_id=tenant_id, outreach_id=outreach_id, kind=kind)
     if kind == "dismissed":
         inbox_bump(tenant_id=tenant_id, external_ids=[external_id])
     return True

@@ -17,6 +17,7 @@ from accounts.models import Tenant
 from proactive.models import RiskModel
 from proactive.scoring import model as ml
 from proactive.scoring import training
+from webhooks.services import event_emit
 
 # "Not worse": the new AUC may trail by sampling noise at most, and so may its Brier score.
 AUC_TOLERANCE = 0.005
@@ -109,7 +110,7 @@ def model_train(*, tenant: Tenant, as_of: datetime) -> RiskModel:
             RiskModel.objects.for_tenant(tenant).filter(pk=current.pk, status=RiskModel.Status.ACTIVE).update(
                 status=RiskModel.Status.RETIRED
             )
-        return RiskModel.objects.create(
+        model = RiskModel.objects.create(
             tenant=tenant,
             version=version,
             status=RiskModel.Status.ACTIVE if promote else RiskModel.Status.REJECTED,
@@ -121,6 +122,27 @@ def model_train(*, tenant: Tenant, as_of: datetime) -> RiskModel:
             notes=("Promoted: " if promote else "Rejected: ") + why,
             **common,
         )
+        if promote:
+            model_promoted_emit(model)
+        return model
+
+
+def model_promoted_emit(model: RiskModel) -> int:
+    """`model.promoted` for the tenant's webhooks, in the transaction that promoted it."""
+    metrics = {k: model.metrics.get(k) for k in ("auc", "pr_auc", "brier", "base_rate")}
+    data = {
+        "version": model.version,
+        "trained_at": model.trained_at.isoformat(),
+        "as_of": model.as_of.isoformat(),
+        "target": model.target,
+        "horizon_days": model.horizon_days,
+        "training_rows": model.training_rows,
+        "metrics": metrics,
+        "notes": model.notes,
+    }
+    return event_emit(
+        tenant_id=model.tenant_id, event_type="model.promoted", key=f"model.promoted:{model.pk}", data=data
+    )
 
 
 def is_usable(model: RiskModel | None, tenant: Tenant) -> bool:

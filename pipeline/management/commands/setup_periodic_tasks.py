@@ -24,6 +24,9 @@ SCHEDULE: dict[str, tuple[str, int]] = {
     # Customers who newly match an open incident's condition get its notice.
     # https://crontab.guru/#*/5_*_*_*_*
     "proactive:incident_notices": ("campaigns.schedule_incident_notices", 300),
+    # Webhook deliveries that are due but that no queued task carries (lost enqueue, dead worker).
+    # https://crontab.guru/#*_*_*_*_*
+    "proactive:webhooks_sweep": ("webhooks.sweep", 60),
 }
 
 
