@@ -122,7 +122,7 @@ def test_a_worker_killed_mid_delivery_loses_nothing_and_resends_with_the_same_id
     # rows commit with the outreach, and the delivery task is published after the commit.
     publish(
         "from accounts.models import Tenant\n"
-        "from campaigns.services import playbooks_evaluate\n"
+        "from campaigns.firing import playbooks_evaluate\n"
         "from django.utils import timezone\n"
         f"playbooks_evaluate(tenant=Tenant.objects.get(pk={tenant.pk}), as_of=timezone.now())"
     )

@@ -7,11 +7,11 @@ import os
 import time
 
 import pytest
-from campaigns.services import incident_open
 from django.utils import timezone
 from standardwebhooks import Webhook
 
 from accounts.models import Membership
+from campaigns.incidents import incident_open
 from tests.campaigns.test_browser import ARTIFACTS, CHROMIUM, browser  # noqa: F401
 from tests.factories import MembershipFactory, TenantFactory
 from tests.webhooks.receiver import Receiver

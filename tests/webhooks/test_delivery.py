@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from campaigns.services import incident_open, incident_resolve, playbooks_evaluate
 from standardwebhooks import Webhook
 
+from campaigns.firing import playbooks_evaluate
+from campaigns.incidents import incident_open, incident_resolve
 from tests.campaigns.helpers import T0, make_customers
 from tests.factories import PlaybookFactory
 from tests.webhooks.helpers import create_webhook, deliveries, drive

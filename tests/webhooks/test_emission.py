@@ -4,13 +4,14 @@ and only when the change commits."""
 from __future__ import annotations
 
 import pytest
-from campaigns.services import incident_resolve, playbooks_evaluate
 from django.db import connection, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.models import Membership
+from campaigns.firing import playbooks_evaluate
+from campaigns.incidents import incident_resolve
 from campaigns.models import Outreach
 from campaigns.queue import outreach_bulk, outreach_reject, outreach_send
 from campaigns.webhook_events import outreach_events_emit

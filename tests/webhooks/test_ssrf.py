@@ -6,8 +6,8 @@ from __future__ import annotations
 import socket
 
 import pytest
-from campaigns.services import incident_open
 
+from campaigns.incidents import incident_open
 from tests.campaigns.helpers import T0
 from tests.webhooks.helpers import create_webhook, deliveries
 from tests.webhooks.test_delivery import INCIDENT
