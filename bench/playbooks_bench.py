@@ -10,6 +10,10 @@ its own split into "features" (materialising the features of #3 for all metrics 
 playbooks read, the baseline measured in the same run) and "firing" (conditions, cooldown,
 budget arbitration, holdout and the outreach INSERT). Each repetition deletes the outreach
 first so every run fires for real; a last run without deleting shows the idempotent re-run.
+
+`--webhooks` times every repetition twice, interleaved: without a webhook subscription, and with
+one to `outreach.created` and `outreach.sent`, so that a delivery row is owed for every outreach
+written (and the delivery tasks are published after each chunk commits).
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ from campaigns.firing import playbooks_evaluate  # noqa: E402
 from campaigns.models import Outreach, Playbook  # noqa: E402
 from campaigns.playbooks import playbook_create  # noqa: E402
 from proactive.ingest import rollups_rebuild  # noqa: E402
+from webhooks.models import WebhookDelivery, WebhookEndpoint  # noqa: E402
+from webhooks.signing import new_secret  # noqa: E402
 
 AS_OF = datetime(2026, 3, 2, 12, tzinfo=UTC)
 ACTION = {
@@ -129,6 +135,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--webhooks", action="store_true", help="also time runs owing webhook events")
     args = parser.parse_args()
     call_command("migrate", verbosity=0)
     slug = f"bench-playbooks-{args.customers}"
@@ -149,13 +156,25 @@ def main() -> None:
                 "action": {**ACTION, "priority": priority},
             },
         )
-    runs = []
+    WebhookEndpoint.objects.for_tenant(tenant).delete()
+    endpoint = WebhookEndpoint.objects.create(
+        tenant=tenant, url="https://hooks.example.com/bench", events=["outreach.created", "outreach.sent"],
+        secret=new_secret(), enabled=False,
+    )  # fmt: skip
+    runs, hooked = [], []
     for _ in range(args.repeat):
-        Outreach.objects.for_tenant(tenant).delete()
-        started = time.perf_counter()
-        result = playbooks_evaluate(tenant=tenant, as_of=AS_OF)
-        total = time.perf_counter() - started
-        runs.append({"total": total, **result["seconds"], "fired": result["fired"]})
+        for with_hooks in (False, True) if args.webhooks else (False,):
+            WebhookEndpoint.objects.for_tenant(tenant).filter(pk=endpoint.pk).update(enabled=with_hooks)
+            WebhookDelivery.objects.for_tenant(tenant)._raw_delete(connection.alias)
+            Outreach.objects.for_tenant(tenant).delete()
+            started = time.perf_counter()
+            result = playbooks_evaluate(tenant=tenant, as_of=AS_OF)
+            total = time.perf_counter() - started
+            owed = WebhookDelivery.objects.for_tenant(tenant).count()
+            (hooked if with_hooks else runs).append(
+                {"total": total, **result["seconds"], "fired": result["fired"], "deliveries": owed}
+            )
+    WebhookEndpoint.objects.for_tenant(tenant).filter(pk=endpoint.pk).update(enabled=False)
     with connection.cursor() as cur:
         cur.execute("ANALYZE campaigns_outreach")  # steady state: statistics that know the outreach
     started = time.perf_counter()
@@ -178,6 +197,15 @@ def main() -> None:
         "rerun": {"total_s": round(rerun_total, 3), "fired": rerun["fired"], **rerun["seconds"]},
         "runs": [{k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()} for r in runs],
     }
+    if hooked:
+        summary["with_webhooks"] = {
+            "firing_s_median": round(statistics.median(r["firing"] for r in hooked), 3),
+            "firing_over_without": round(
+                statistics.median(r["firing"] for r in hooked) / statistics.median(r["firing"] for r in runs),
+                3,
+            ),
+            "runs": [{k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()} for r in hooked],
+        }
     print(json.dumps(summary, indent=2))
 
 

@@ -34,6 +34,8 @@ def test_an_admin_creates_a_webhook_and_sees_its_secret_once(admin_client_for, t
     assert endpoint.secret not in again
     listing = admin_client_for.get(f"/t/{tenant.slug}/webhooks/").content.decode()
     assert "http://127.0.0.1:9/hook" in listing and endpoint.secret not in listing
+    assert f'<a href="/t/{tenant.slug}/webhooks/" aria-current="page">Webhooks</a>' in listing
+    assert 'aria-current="page">Webhooks</a>' in again
     assert endpoint.events == ["outreach.sent", "incident.opened"]
 
 
