@@ -19,12 +19,15 @@ from campaigns.firing import playbooks_evaluate
 from campaigns.models import Outreach
 from campaigns.outcomes import outcomes_sweep
 from campaigns.playbooks import playbook_backtest, playbook_create, playbook_preview
+from campaigns.webhook_events import outreach_events_emit
 from proactive.chunks import customer_id_ranges
 from proactive.features.compute import compute_features, customer_features, features_query, range_matrices
 from proactive.features.metrics import parse_metric
 from proactive.scoring.labels import customer_first_seen, labels_for, window_hits
 from tests.campaigns.helpers import T0, add_signals, make_customers
 from tests.factories import TenantFactory
+from webhooks.models import WebhookDelivery, WebhookEndpoint
+from webhooks.signing import new_secret
 
 pytestmark = pytest.mark.django_db
 
@@ -96,3 +99,29 @@ def test_playbook_builders_see_only_the_tenants_rows(two_tenants):
     assert contacted == 0
     fatigue = fatigue_get(tenant=a, now=T0 + timedelta(hours=1))
     assert fatigue.customers == 3 and sum(n for k, n in fatigue.window_counts.items() if k) <= 3
+
+
+def test_webhook_emission_sees_only_the_tenants_outreach_and_subscriptions(two_tenants):
+    a, b, _ = two_tenants
+    hooks = {
+        t.pk: WebhookEndpoint.objects.create(
+            tenant=t, url="https://hooks.example.com/h", events=["outreach.created", "outreach.sent"],
+            secret=new_secret(),
+        )
+        for t in (a, b)
+    }  # fmt: skip
+    playbook_create(tenant=b, data={"name": "Errors", "trigger": TRIGGER, "action": ACTION})
+    playbooks_evaluate(tenant=b, as_of=T0)
+    b_outreach = [str(pk) for pk in Outreach.objects.for_tenant(b).values_list("pk", flat=True)]
+    b_owed = WebhookDelivery.objects.for_tenant(b).count()
+    assert b_owed > 0
+    # Tenant A naming B's outreach ids owes nothing to anyone.
+    assert outreach_events_emit(tenant_id=a.pk, event_type="outreach.sent", outreach_ids=b_outreach) == 0
+    assert WebhookDelivery.objects.for_tenant(b).count() == b_owed
+    playbook_create(tenant=a, data={"name": "Errors", "trigger": TRIGGER, "action": ACTION})
+    playbooks_evaluate(tenant=a, as_of=T0)
+    owed = list(WebhookDelivery.objects.for_tenant(a))
+    a_outreach = {str(pk) for pk in Outreach.objects.for_tenant(a).values_list("pk", flat=True)}
+    assert owed and {d.endpoint_id for d in owed} == {hooks[a.pk].pk}
+    assert {d.payload["data"]["id"] for d in owed} == a_outreach
+    assert WebhookDelivery.objects.for_tenant(b).count() == b_owed
