@@ -19,7 +19,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -428,7 +428,3 @@ def deliveries_prune(*, now: datetime | None = None, limit: int = 10000) -> int:
         WebhookAttempt.objects.unscoped().filter(delivery_id__in=ids)._raw_delete(connection.alias)
         WebhookDelivery.objects.unscoped().filter(pk__in=ids)._raw_delete(connection.alias)
     return len(ids)
-
-
-def deliveries_attempt(*, tenant_id: int, delivery_ids: Iterable[Any]) -> list[AttemptOutcome]:
-    return [delivery_attempt(tenant_id=tenant_id, delivery_id=pk) for pk in delivery_ids]
