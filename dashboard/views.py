@@ -19,6 +19,7 @@ from campaigns.budget import fatigue_get
 from campaigns.models import Playbook
 from dashboard import effect_selectors, playbook_views, selectors, snapshots
 from dashboard.charts import chart, outreach_weekly_chart, series
+from proactive import humanize
 from proactive.models import PipelineRun, RiskModel
 from proactive.scoring.selectors import customer_risk
 
@@ -100,7 +101,7 @@ def importance_chart(model: RiskModel | None, top: int = 15) -> dict[str, Any]:
     items = items[:top]
     return chart(
         "hbar",
-        labels=[name for name, _ in items],
+        labels=[humanize.metric_words(name) for name, _ in items],
         series=[series("share of total gain", [round(v, 4) for _, v in items], "teal")],
         x="share of the model's total gain",
         y_format="percent",

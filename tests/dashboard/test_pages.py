@@ -136,7 +136,7 @@ def test_the_model_page_plots_calibration_importance_and_drift(tenant):
     specs = chart_specs(response)
     observed = specs["chart-calibration"]["series"][0]["data"]
     assert observed == [{"x": 0.05, "y": 0.04}, {"x": 0.3, "y": 0.33}]
-    assert specs["chart-importance"]["labels"] == ["count(error.*, 3)", "days_since_signup"]
+    assert specs["chart-importance"]["labels"] == ["errors in the last 3 days", "days since sign-up"]
     assert sum(specs["chart-scores"]["series"][0]["data"]) == 40
     text = response.content.decode()
     assert "feature.brand_new" in text  # a signal that appeared after training
@@ -147,7 +147,8 @@ def test_the_customer_page_shows_risk_reasons_signals_and_every_outreach(tenant)
     build_pages_world(tenant)
     response = client_for(tenant, Membership.Role.AGENT).get("/t/acme/customers/p001/")
     text = response.content.decode()
-    assert "Person 1" in text and "count(error.*, 3)" in text
+    assert "Person 1" in text and "errors in the last 3 days" in text
+    assert "under 1 point of risk" in text  # +0.4 log-odds at a risk of 1.25%
     assert "contact budget: 2 per 7 days" in text
     assert "Sync keeps failing" in text and "API v1 sunset" in text
     assert "Not helpful" in text

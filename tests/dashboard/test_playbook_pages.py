@@ -154,7 +154,7 @@ def test_effect_sentences_never_say_minus_zero():
     ],
 )
 def test_a_direction_is_stated_only_when_the_interval_excludes_zero(reduction, ci, headline, interval):
-    from campaigns.page_views import effect_display
+    from dashboard.playbook_views import effect_display
 
     on_reached = {
         "absolute_reduction": 0.1,
