@@ -22,7 +22,7 @@ from proactive.ingest import rollups_rebuild
 from proactive.models import Signal
 from tests.campaigns.helpers import make_customers
 from tests.factories import OutreachFactory, PlaybookFactory
-from tests.proactive.test_pages import client_for
+from tests.dashboard.test_pages import client_for
 
 
 def test_it_matches_a_worked_example():
