@@ -17,7 +17,7 @@ from campaigns.playbooks import playbook_backtest
 from dashboard import effect_selectors
 from dashboard.charts import chart, outreach_weekly_chart, series
 from dashboard.effect_selectors import EffectWeek
-from dashboard.selectors import outreach_weekly
+from dashboard.selectors import next_scoring_at, outreach_weekly
 
 BACKTEST_DAYS = 14
 BACKTEST_CACHE_SECONDS = 3600
@@ -226,6 +226,7 @@ def playbook_detail(request: TenantRequest, playbook_id: Any) -> HttpResponse:
     context.update(
         playbook=playbook,
         condition=effect_selectors.condition_text(playbook.trigger),
+        next_run=next_scoring_at(tenant=tenant, now=timezone.now()),
         backtest_days=BACKTEST_DAYS,
     )
     return render(request, "campaigns/playbook_detail.html", context)

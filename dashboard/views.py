@@ -232,6 +232,7 @@ def customer_detail(request: TenantRequest, external_id: str) -> HttpResponse:
 def run_list(request: TenantRequest) -> HttpResponse:
     tenant = request.tenant
     runs = selectors.run_list(tenant=tenant)
+    next_run = selectors.next_scoring_at(tenant=tenant, now=timezone.now())
     timed = [r for r in reversed(runs) if r.finished_at]
     duration_chart = chart(
         "bar",
@@ -251,6 +252,7 @@ def run_list(request: TenantRequest) -> HttpResponse:
         "runs": runs,
         "any_running": any(r.status == PipelineRun.Status.RUNNING for r in runs),
         "duration_chart": duration_chart,
+        "next_run": next_run,
     }
     template = "proactive/run_list.html"
     if getattr(request, "htmx", False):

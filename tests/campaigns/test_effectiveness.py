@@ -21,8 +21,8 @@ from campaigns.firing import playbooks_evaluate
 from proactive.ingest import rollups_rebuild
 from proactive.models import Signal
 from tests.campaigns.helpers import make_customers
-from tests.factories import OutreachFactory, PlaybookFactory
 from tests.dashboard.test_pages import client_for
+from tests.factories import OutreachFactory, PlaybookFactory
 
 
 def test_it_matches_a_worked_example():
