@@ -207,6 +207,8 @@ def _leaf_view(path: str, data: dict[str, Any]) -> LeafView:
     except MetricError:
         metric = None
     kind = str(metric.kind) if metric else "count"
+    if metric is None and name.startswith("attribute."):
+        kind = "attribute"  # picked in the measure list, its key not chosen yet
     return LeafView(
         path=path,
         measure=kind,

@@ -13,11 +13,11 @@ from proactive.models import PipelineRun
 
 
 def run_now_request(*, tenant: Tenant, now: datetime | None = None) -> bool:
-    """Queue a scoring run of every step for the tenant, after commit. One per minute: a double
-    click, or two admins at once, share the run (its window key is the minute). False when
-    this minute's run already exists."""
+    """Queue a scoring run of every step for the tenant, after commit. One per 10 seconds: a
+    double click, or two admins at once, share the run (its window key is the 10-second slot).
+    False when that slot's run already exists."""
     now = now or timezone.now()
-    window_key = f"manual:{int(now.timestamp()) // 60}"
+    window_key = f"manual:{int(now.timestamp()) // 10}"
     if (
         PipelineRun.objects.for_tenant(tenant)
         .filter(kind=PipelineRun.Kind.SCORE, window_key=window_key)

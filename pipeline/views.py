@@ -21,5 +21,5 @@ def run_now(request: HttpRequest) -> HttpResponse:
             request, "Pipeline run queued: scoring, playbooks, campaigns and outcomes, in that order."
         )
     else:
-        messages.info(request, "A run requested this minute is already queued or running.")
+        messages.info(request, "A run requested seconds ago is already queued or running.")
     return redirect("dashboard:runs", tenant_slug=tenant.slug)

@@ -135,7 +135,7 @@ def test_a_campaign_is_scheduled_from_its_builder(world):
     )
 
 
-def test_run_now_queues_one_run_per_minute(world, django_capture_on_commit_callbacks):
+def test_run_now_queues_one_run_for_a_double_click(world, django_capture_on_commit_callbacks):
     client = client_for(world, Membership.Role.ADMIN)
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post("/t/acme/runs/now/")
