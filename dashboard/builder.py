@@ -310,7 +310,7 @@ def distributions(tenant: Tenant, condition: Any, as_of: datetime) -> list[dict[
         for i, m in enumerate(metrics):
             if m.is_numeric:
                 cur.execute(
-                    f"SELECT count(*), count(f.m{i}), percentile_cont(ARRAY[0.25, 0.5, 0.75, 0.9, 0.99]) "  # noqa: S608
+                    f"SELECT count(*), count(f.m{i}), percentile_disc(ARRAY[0.25, 0.5, 0.75, 0.9, 0.99]) "  # noqa: S608
                     f"WITHIN GROUP (ORDER BY f.m{i}), max(f.m{i}) FROM ({sql}) f",
                     params,
                 )
