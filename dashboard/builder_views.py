@@ -18,7 +18,7 @@ from django_htmx.http import trigger_client_event
 
 from accounts.models import Membership
 from accounts.tenancy import tenant_view
-from campaigns import services
+from campaigns import campaign_sends, playbooks, rules
 from campaigns.api import CampaignInputSerializer, PlaybookInputSerializer
 from campaigns.conditions import ConditionError, parse_condition, render_text
 from campaigns.models import Outreach, Playbook
@@ -74,7 +74,7 @@ def _form_context(
         "measures": builder.MEASURES,
         "ops": builder.OPS_WORDS,
         "add_ops": builder.ADD_OPS,
-        "priorities": list(services.PRIORITIES),
+        "priorities": list(rules.PRIORITIES),
         "channels": Outreach.Channel.choices,
         "action": action,
         "variables": [f"customer.{f}" for f in FIELDS] + [f"customer.attributes.{k}" for k in attributes],
@@ -93,7 +93,7 @@ def _panel(request: HttpRequest, *, kind: str, condition: Any, action: dict[str,
         panel["condition_error"] = str(exc)
     else:
         panel["words"] = render_text(parsed)
-        preview = services.playbook_preview(tenant=tenant, trigger=condition, as_of=now, sample_size=8)
+        preview = playbooks.playbook_preview(tenant=tenant, trigger=condition, as_of=now, sample_size=8)
         panel["matching"] = preview["matching"]
         panel["sample"] = list(
             Customer.objects.for_tenant(tenant)
@@ -160,12 +160,12 @@ def _playbook_form(request: HttpRequest, playbook: Playbook | None) -> HttpRespo
         )
         if serializer.is_valid():
             if playbook is None:
-                playbook = services.playbook_create(
+                playbook = playbooks.playbook_create(
                     tenant=tenant, data=serializer.validated_data, actor=request.user
                 )
                 messages.success(request, f"Playbook “{playbook.name}” created.")
             else:
-                services.playbook_update(
+                playbooks.playbook_update(
                     tenant=tenant, playbook=playbook, data=serializer.validated_data, actor=request.user
                 )
                 messages.success(request, "Saved.")
@@ -253,7 +253,7 @@ def campaign_new(request: HttpRequest) -> HttpResponse:
             data={**settings, "audience": condition, "action": action}, context={"tenant": tenant}
         )
         if serializer.is_valid():
-            campaign = services.campaign_create(
+            campaign = campaign_sends.campaign_create(
                 tenant=tenant, data=serializer.validated_data, actor=request.user
             )
             messages.success(

@@ -15,9 +15,9 @@ from campaigns.effectiveness import (
     reached_payload,
     risk_ratio_stats,
 )
+from campaigns.firing import playbooks_evaluate
 from campaigns.models import Outreach
 from campaigns.outcomes import outcomes_sweep
-from campaigns.firing import playbooks_evaluate
 from proactive.ingest import rollups_rebuild
 from proactive.models import Signal
 from tests.campaigns.helpers import make_customers
