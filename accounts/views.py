@@ -18,7 +18,10 @@ def home(request: TenantRequest) -> HttpResponse:
         Membership.objects.filter(user=request.user).select_related("tenant").order_by("tenant__name")
     )
     if len(memberships) == 1:
-        return redirect("dashboard:overview", tenant_slug=memberships[0].tenant.slug)
+        membership = memberships[0]
+        # Agents work the review queue; the analytics are one click away in the navigation.
+        landing = "dashboard:queue" if membership.role == Membership.Role.AGENT else "dashboard:overview"
+        return redirect(landing, tenant_slug=membership.tenant.slug)
     return render(request, "accounts/choose_tenant.html", {"memberships": memberships})
 
 

@@ -47,6 +47,17 @@ class EngagementSerializer(serializers.Serializer):
     not_helpful = serializers.IntegerField()
 
 
+class ReachedSerializer(serializers.Serializer):
+    customers = serializers.IntegerField()
+    share = serializers.FloatField(allow_null=True)
+
+
+class EffectOnReachedSerializer(serializers.Serializer):
+    absolute_reduction = serializers.FloatField()
+    relative_reduction = serializers.FloatField()
+    ci95 = serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2)
+
+
 class EffectivenessOutSerializer(serializers.Serializer):
     window_days = serializers.IntegerField()
     treated = ArmSerializer()
@@ -56,6 +67,8 @@ class EffectivenessOutSerializer(serializers.Serializer):
     p_value = serializers.FloatField(allow_null=True)
     backfiring = serializers.BooleanField()
     engagement = EngagementSerializer()
+    reached = ReachedSerializer()
+    effect_on_reached = EffectOnReachedSerializer(allow_null=True)
 
 
 class BacktestDaySerializer(serializers.Serializer):

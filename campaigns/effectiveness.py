@@ -9,6 +9,11 @@ Only outreach whose window [triggered_at, triggered_at + window) has fully elaps
 The interval is on the log risk ratio (Katz): se = sqrt(1/a - 1/n1 + 1/c - 1/n0), with 0.5
 added to every cell when one of the four is zero; relative_reduction = 1 - RR, so its
 interval is [1 - exp(hi), 1 - exp(lo)]. The p-value is the two-sided Wald test of RR = 1.
+
+That comparison is by assignment. Beside it, `effect_on_reached` estimates the effect on the
+customers the message actually reached (status sent; rejected, expired and pending outreach
+were assigned but never delivered): the complier average effect of one-sided noncompliance,
+the assignment effect divided by the delivered share (complier_effect).
 """
 
 from __future__ import annotations
@@ -26,6 +31,10 @@ from proactive.signal_patterns import patterns_sql
 
 Z95 = 1.959963984540054
 
+
+# Below these the complier effect divides by a share too small to estimate it: it is not reported.
+MIN_REACHED = 10
+MIN_REACHED_SHARE = 0.2
 
 NO_ESTIMATE = {"relative_reduction": None, "ci95": None, "p_value": None, "backfiring": False}
 
@@ -86,6 +95,56 @@ def mantel_haenszel_stats(strata: list[tuple[int, int, int, int]]) -> dict[str, 
     return _estimate(log_rr, math.sqrt(p / (r * s)), 1 - math.exp(log_rr))
 
 
+def complier_effect(
+    *,
+    treated: int,
+    treated_contacted: int,
+    holdout: int,
+    holdout_contacted: int,
+    delivered: int,
+    delivered_contacted: int,
+) -> dict[str, Any] | None:
+    """The effect on assigned customers whose message was delivered (the compliers), or None.
+
+    With p0 the holdout's contact rate, p1 the assigned arm's, d the delivered share and u the
+    share of the assigned arm that was not delivered and contacted support:
+    absolute_reduction = (p0 - p1) / d (Wald/Bloom estimator); the compliers' contact rate
+    without the message is (p0 - u) / d, so relative_reduction = (p0 - p1) / (p0 - u), with a
+    delta-method interval from the multinomial cells of the assigned arm and the binomial
+    holdout (upper end capped at 100%: a reduction cannot exceed it). None when fewer than
+    MIN_REACHED were delivered, or less than MIN_REACHED_SHARE of those assigned, or when
+    the compliers' baseline rate is not positive.
+    """
+    if not treated or not holdout or delivered < MIN_REACHED or delivered / treated < MIN_REACHED_SHARE:
+        return None
+    n1, n0 = float(treated), float(holdout)
+    p0, p1 = holdout_contacted / n0, treated_contacted / n1
+    d = delivered / n1
+    u = (treated_contacted - delivered_contacted) / n1
+    itt, baseline = p0 - p1, p0 - u
+    if baseline <= 0:
+        return None
+    v0 = p0 * (1 - p0) / n0
+    var_itt = v0 + p1 * (1 - p1) / n1
+    var_baseline = v0 + u * (1 - u) / n1
+    cov = v0 + u * (1 - p1) / n1
+    rel = itt / baseline
+    se = math.sqrt(max(var_itt - 2 * rel * cov + rel**2 * var_baseline, 0.0)) / baseline
+    return {
+        "absolute_reduction": round(itt / d, 6),
+        "relative_reduction": round(rel, 6),
+        "ci95": [round(rel - Z95 * se, 6), round(min(rel + Z95 * se, 1.0), 6)],
+    }
+
+
+def reached_payload(*, treated: int, delivered: int, **counts: int) -> dict[str, Any]:
+    """The contract's `reached` and `effect_on_reached` (counts as for complier_effect)."""
+    return {
+        "reached": {"customers": delivered, "share": round(delivered / treated, 6) if treated else None},
+        "effect_on_reached": complier_effect(treated=treated, delivered=delivered, **counts),
+    }
+
+
 def arms_payload(
     *, window_days: int, treated: int, treated_contacted: int, holdout: int, holdout_contacted: int
 ) -> dict[str, Any]:
@@ -118,24 +177,31 @@ def effectiveness(
     with connection.cursor() as cur:
         cur.execute(
             f"""
-            SELECT o.holdout, count(*), count(*) FILTER (WHERE EXISTS (
-                SELECT 1 FROM proactive_signal s
-                WHERE s.tenant_id = o.tenant_id AND s.customer_id = o.customer_id
-                  AND s.timestamp >= o.triggered_at
-                  AND s.timestamp < o.triggered_at + make_interval(days => %s) AND {contact}))
-            FROM campaigns_outreach o
-            WHERE o.tenant_id = %s AND o.{column} = %s AND o.status <> 'suppressed'
-              AND o.triggered_at + make_interval(days => %s) <= %s
-            GROUP BY o.holdout
+            SELECT holdout, count(*), count(*) FILTER (WHERE contacted),
+                   count(*) FILTER (WHERE status = 'sent'),
+                   count(*) FILTER (WHERE status = 'sent' AND contacted)
+            FROM (
+                SELECT o.holdout, o.status, EXISTS (
+                    SELECT 1 FROM proactive_signal s
+                    WHERE s.tenant_id = o.tenant_id AND s.customer_id = o.customer_id
+                      AND s.timestamp >= o.triggered_at
+                      AND s.timestamp < o.triggered_at + make_interval(days => %s) AND {contact}
+                ) AS contacted
+                FROM campaigns_outreach o
+                WHERE o.tenant_id = %s AND o.{column} = %s AND o.status <> 'suppressed'
+                  AND o.triggered_at + make_interval(days => %s) <= %s
+            ) rows
+            GROUP BY holdout
             """,  # noqa: S608 (column is one of two literals, contact is built from placeholders)
             [window_days, *contact_params, tenant.pk, source_id, window_days, as_of],
         )
-        arms = {holdout: (n, contacted) for holdout, n, contacted in cur.fetchall()}
-    (t, tc), (h, hc) = arms.get(False, (0, 0)), arms.get(True, (0, 0))
+        arms = {row[0]: row[1:] for row in cur.fetchall()}
+    (t, tc, dl, dc), (h, hc, _, _) = arms.get(False, (0, 0, 0, 0)), arms.get(True, (0, 0, 0, 0))
     counts = {"treated": t, "treated_contacted": tc, "holdout": h, "holdout_contacted": hc}
     return {
         **arms_payload(window_days=window_days, **counts),
         **risk_ratio_stats(**counts),
+        **reached_payload(delivered=dl, delivered_contacted=dc, **counts),
         "engagement": engagement_counts(tenant=tenant, playbook=playbook, campaign=campaign),
     }
 

@@ -158,9 +158,9 @@ def outcome_counts(
     by_playbook: bool = False,
     **source: Any,
 ) -> list[tuple]:
-    """(week or None, playbook id or None, holdout, outreach, contacted) counted as
-    campaigns.effectiveness counts: not suppressed, the window elapsed by the sweep, a contact
-    within the window."""
+    """(week or None, playbook id or None, holdout, outreach, contacted, delivered,
+    delivered_contacted) counted as campaigns.effectiveness counts: not suppressed, the window
+    elapsed by the sweep, a contact within the window; delivered = status sent."""
     if not 1 <= window_days <= OUTCOME_DAYS:
         raise ValueError(f"window_days must be within 1..{OUTCOME_DAYS}")
     source_sql, source_params = source_filter_sql(**source)
@@ -171,13 +171,19 @@ def outcome_counts(
         cur.execute(
             f"""
             SELECT {week} AS week, {playbook} AS playbook, o.holdout, count(*),
-                   count(*) FILTER (WHERE o.first_contact_at < o.triggered_at + make_interval(days => %s))
+                   count(*) FILTER (WHERE o.first_contact_at < o.triggered_at + make_interval(days => %s)),
+                   count(*) FILTER (WHERE o.status = %s),
+                   count(*) FILTER (WHERE o.status = %s
+                                    AND o.first_contact_at < o.triggered_at + make_interval(days => %s))
             FROM campaigns_outreach o
             WHERE o.tenant_id = %s AND {source_sql} AND o.status <> %s {since_sql}
               AND o.triggered_at + make_interval(days => %s) <= %s
             GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
             """,  # noqa: S608 (source_sql, week, playbook and since_sql are literals)
             [
+                window_days,
+                Outreach.Status.SENT,
+                Outreach.Status.SENT,
                 window_days,
                 tenant.pk,
                 *source_params,

@@ -243,9 +243,19 @@ def _review_updates(user: User, status: str, now: datetime) -> dict[str, Any]:
     return {"status": status, "reviewed_by": user, "reviewed_at": now, "claimed_by": None, "claimed_at": None}
 
 
-def outreach_send(*, tenant: Tenant, outreach_id: Any, user: User) -> Outreach:
+def outreach_send(
+    *, tenant: Tenant, outreach_id: Any, user: User, title: str | None = None, body: str | None = None
+) -> Outreach:
+    """Send it; a title/body passed (the editor's unsaved text) is saved first, in the same
+    transaction, so what the agent last saw is what the customer gets."""
     now = timezone.now()
     with transaction.atomic():
+        if title is not None:
+            current = (
+                Outreach.objects.for_tenant(tenant).filter(pk=outreach_id).values("title", "body").first()
+            )
+            if current and (current["title"], current["body"]) != (title.strip(), body or ""):
+                outreach_edit(tenant=tenant, outreach_id=outreach_id, user=user, title=title, body=body or "")
         outreach = _act(
             tenant,
             user,

@@ -91,6 +91,14 @@ def unknown_variables(text: str) -> list[str]:
     return [p for p in variable_names(text) if p not in FIELDS and not p.startswith("attributes.")]
 
 
+_HTML_TAG_RE = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(\s[^<>]*)?/?>")
+
+
+def typed_html(text: str) -> list[str]:
+    """HTML tags an author typed: Markdown here shows them to customers as literal text."""
+    return list(dict.fromkeys(m.group(0) for m in _HTML_TAG_RE.finditer(text or "")))[:5]
+
+
 def _value(match: re.Match[str], values: Mapping[str, str]) -> str:
     value = values.get(match.group("path"), "")
     return value if value else (match.group("default") or "")

@@ -15,7 +15,13 @@ from django.http import Http404
 
 from accounts.models import Tenant
 from campaigns.conditions import ConditionError, parse_condition, render_text
-from campaigns.effectiveness import arms_payload, engagement_counts, mantel_haenszel_stats, risk_ratio_stats
+from campaigns.effectiveness import (
+    arms_payload,
+    engagement_counts,
+    mantel_haenszel_stats,
+    reached_payload,
+    risk_ratio_stats,
+)
 from campaigns.models import Campaign, Outreach, Playbook
 from campaigns.outcomes import outcome_counts
 
@@ -209,6 +215,8 @@ class EffectWeek:
     holdout: int
     holdout_contacted: int
     playbook: str | None = None
+    delivered: int = 0
+    delivered_contacted: int = 0
 
     @property
     def treated_rate(self) -> float | None:
@@ -243,13 +251,14 @@ def effect_weeks(
         **source,
     )
     cells: dict[tuple, EffectWeek] = {}
-    for week, playbook, holdout, n, contacted in rows:
+    for week, playbook, holdout, n, contacted, delivered, delivered_contacted in rows:
         key = (week, str(playbook) if playbook else None)
         item = cells.setdefault(key, EffectWeek(week, 0, 0, 0, 0, playbook=key[1]))
         if holdout:
             item.holdout, item.holdout_contacted = n, contacted
         else:
             item.treated, item.treated_contacted = n, contacted
+            item.delivered, item.delivered_contacted = delivered, delivered_contacted
     return [cells[k] for k in sorted(cells, key=lambda k: (k[0], k[1] or ""))]
 
 
@@ -260,15 +269,16 @@ def source_effect(
     from the recorded outcomes (the API itself looks signals up live)."""
     arms = {}
     if swept_at is not None:
-        for _, _, holdout, n, contacted in outcome_counts(
+        for _, _, holdout, *cells in outcome_counts(
             tenant=tenant, window_days=window_days, swept_at=swept_at, **source
         ):
-            arms[holdout] = (n, contacted)
-    (t, tc), (h, hc) = arms.get(False, (0, 0)), arms.get(True, (0, 0))
+            arms[holdout] = cells
+    (t, tc, dl, dc), (h, hc, _, _) = arms.get(False, (0, 0, 0, 0)), arms.get(True, (0, 0, 0, 0))
     counts = {"treated": t, "treated_contacted": tc, "holdout": h, "holdout_contacted": hc}
     return {
         **arms_payload(window_days=window_days, **counts),
         **risk_ratio_stats(**counts),
+        **reached_payload(delivered=dl, delivered_contacted=dc, **counts),
         "engagement": engagement_counts(tenant=tenant, **source),
     }
 
@@ -296,10 +306,20 @@ def effect_summary(weeks: list[EffectWeek], window_days: int) -> dict[str, Any]:
     """The contract's treated/holdout/interval shape, pooled over `weeks`; `stratified` says
     whether the estimate compares each playbook with its own holdout (the arms' raw rates
     then mix playbooks and are not the comparison)."""
+    summed = _summed(weeks)
+    stratified = any(w.playbook for w in weeks)
+    reached = reached_payload(
+        delivered=sum(w.delivered for w in weeks),
+        delivered_contacted=sum(w.delivered_contacted for w in weeks),
+        **summed,
+    )
+    if stratified:  # pooled raw counts would mix unlike holdouts (see mantel_haenszel_stats)
+        reached["effect_on_reached"] = None
     return {
-        **arms_payload(window_days=window_days, **_summed(weeks)),
+        **arms_payload(window_days=window_days, **summed),
         **pooled_stats(weeks),
-        "stratified": any(w.playbook for w in weeks),
+        **reached,
+        "stratified": stratified,
     }
 
 

@@ -17,7 +17,7 @@ from campaigns.playbooks import playbook_backtest
 from dashboard import effect_selectors
 from dashboard.charts import chart, outreach_weekly_chart, series
 from dashboard.effect_selectors import EffectWeek
-from dashboard.selectors import outreach_weekly
+from dashboard.selectors import next_scoring_at, outreach_weekly
 
 BACKTEST_DAYS = 14
 BACKTEST_CACHE_SECONDS = 3600
@@ -31,22 +31,66 @@ def _pct(value: float | None, digits: int = 1) -> str:
     return f"{text.lstrip('-') if float(text) == 0 else text}%"  # never "-0%"
 
 
+def interval_words(ci: list[float] | None) -> str:
+    """A 95% interval of a relative reduction, read in the direction it points: "between 10%
+    and 40% fewer", "between 5% and 20% more", or "from 30% more to 10% fewer" across zero."""
+    if not ci:
+        return "not available"
+    lo, hi = ci
+    if lo >= 0:
+        return f"between {_pct(lo, 0)} and {_pct(hi, 0)} fewer"
+    if hi <= 0:
+        return f"between {_pct(-hi, 0)} and {_pct(-lo, 0)} more"
+    return f"from {_pct(-lo, 0)} more to {_pct(hi, 0)} fewer"
+
+
+def _direction(ci: list[float] | None) -> str | None:
+    """'fewer' or 'more' only when the interval excludes zero; None otherwise."""
+    if not ci:
+        return None
+    if ci[0] > 0:
+        return "fewer"
+    if ci[1] < 0:
+        return "more"
+    return None
+
+
+def _headline(reduction: float | None, ci: list[float] | None) -> str:
+    direction = _direction(ci)
+    if reduction is None:
+        return "—"
+    if direction is None:
+        return "No clear effect yet"
+    return f"{_pct(abs(reduction), 0)} {direction} contacts"
+
+
 def effect_display(effect: dict[str, Any]) -> dict[str, Any]:
-    """The effectiveness payload plus the sentences a page shows for it."""
+    """The effectiveness payload plus the sentences a page shows for it: a direction only when
+    the interval excludes zero, the interval worded in that direction."""
     ci = effect.get("ci95")
     reduction = effect.get("relative_reduction")
+    reached = effect.get("reached") or {}
+    on_reached = effect.get("effect_on_reached")
     return {
         **effect,
         "relative_reduction_pct": _pct(reduction, 0),
-        # "-40% fewer" reads wrong: a backfiring source is "40% more".
-        "change_text": f"{_pct(abs(reduction), 0)} {'more' if reduction < 0 else 'fewer'}"
-        if reduction is not None
-        else "—",
-        "ci_text": f"{_pct(ci[0], 0)} to {_pct(ci[1], 0)}" if ci else "not available",
+        "direction": _direction(ci),
+        "change_text": _headline(reduction, ci),
+        "ci_text": interval_words(ci),
         "treated_rate_pct": _pct(effect["treated"]["rate"]),
         "holdout_rate_pct": _pct(effect["holdout"]["rate"]),
-        "harmful": bool(effect.get("backfiring")),
-        "significant": bool(ci and ci[0] > 0),
+        "harmful": _direction(ci) == "more",
+        "significant": _direction(ci) == "fewer",
+        "reached_customers": reached.get("customers", 0),
+        "reached_share_pct": _pct(reached.get("share"), 0),
+        "on_reached": {
+            **on_reached,
+            "direction": _direction(on_reached["ci95"]),
+            "change_text": _headline(on_reached["relative_reduction"], on_reached["ci95"]),
+            "ci_text": interval_words(on_reached["ci95"]),
+        }
+        if on_reached
+        else None,
     }
 
 
@@ -56,7 +100,7 @@ def effect_rates_chart(weeks: list[EffectWeek]) -> dict[str, Any]:
         labels=[w.week.strftime("%d %b") for w in weeks],
         series=[
             series(
-                "reached (treated)",
+                "assigned (incl. not delivered)",
                 [w.treated_rate for w in weeks],
                 "blue",
                 counts=[f"{w.treated_contacted}/{w.treated}" for w in weeks],
@@ -89,10 +133,11 @@ def effect_cumulative_chart(weeks: list[EffectWeek]) -> dict[str, Any]:
             series("no effect", [0 for _ in points], "grey", dashed=True, points=False, reference=True),
         ],
         x="outreach fired up to the week of",
-        y="relative reduction in contacts",
+        y="relative reduction in contacts (axis clipped to ±100%)",
         y_format="percent",
-        y_suggested_min=-1,
-        y_suggested_max=1,
+        # Early intervals run to -500%: clipped, the narrowing that matters stays readable.
+        y_min=-1,
+        y_max=1,
     )
 
 
@@ -155,6 +200,7 @@ def _source_context(request: TenantRequest, **source: Any) -> dict[str, Any]:
     weeks = effect_selectors.effect_weeks(tenant=tenant, window_days=window_days, swept_at=swept_at, **source)
     breakdown = effect_selectors.breakdown_get(tenant=tenant, **source)
     return {
+        "source_kind": "playbook" if "playbook" in source else "campaign",
         "window_days": window_days,
         "window_choices": sorted({7, 14, 28, min(tenant.horizon_days, MAX_WINDOW_DAYS), window_days}),
         "outcomes_as_of": swept_at,
@@ -180,6 +226,7 @@ def playbook_detail(request: TenantRequest, playbook_id: Any) -> HttpResponse:
     context.update(
         playbook=playbook,
         condition=effect_selectors.condition_text(playbook.trigger),
+        next_run=next_scoring_at(tenant=tenant, now=timezone.now()),
         backtest_days=BACKTEST_DAYS,
     )
     return render(request, "campaigns/playbook_detail.html", context)

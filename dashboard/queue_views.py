@@ -21,7 +21,7 @@ from accounts.tenancy import TenantRequest, tenant_view
 from campaigns import queue
 from campaigns.conditions import ConditionError, iter_leaves, parse_condition, render_text
 from campaigns.models import Outreach, OutreachEvent, Playbook, Priority
-from campaigns.rendering import render_message, unknown_variables
+from campaigns.rendering import render_message, typed_html, unknown_variables
 from proactive.models import RiskScore, Signal
 
 PAGE_SIZE = 50
@@ -211,6 +211,8 @@ def _item_context(request: TenantRequest, outreach: Outreach, draft: dict | None
         "draft_body": body,
         "preview": render_message(title=title, body=body, customer=customer),
         "unknown_vars": unknown_variables(body) + unknown_variables(title),
+        "typed_html": typed_html(body) + typed_html(title),
+        "risk_at_firing": outreach.risk_score,
         "claim_active": queue.claim_is_active(outreach, now),
         "mine": outreach.claimed_by_id == request.user.pk and queue.claim_is_active(outreach, now),
         "claim_expires": outreach.claimed_at + queue.CLAIM_TTL if outreach.claimed_at else None,
@@ -236,6 +238,7 @@ def item_preview(request: TenantRequest, outreach_id: Any) -> HttpResponse:
     context = {
         "preview": render_message(title=title, body=body, customer=outreach.customer),
         "unknown_vars": unknown_variables(body) + unknown_variables(title),
+        "typed_html": typed_html(body) + typed_html(title),
         "o": outreach,
     }
     return render(request, "campaigns/item.html#preview", context)
@@ -266,7 +269,14 @@ def _act(request: TenantRequest, outreach_id: Any, action: str) -> HttpResponse:
             messages.success(request, "Saved.")
             return back_to_item
         if action == "send":
-            queue.outreach_send(tenant=tenant, outreach_id=outreach.pk, user=user)
+            edited = "title" in request.POST
+            queue.outreach_send(
+                tenant=tenant,
+                outreach_id=outreach.pk,
+                user=user,
+                title=request.POST.get("title") if edited else None,
+                body=request.POST.get("body", "").replace("\r\n", "\n")[:20_000] if edited else None,
+            )
             messages.success(request, f"Sent to {outreach.customer}.")
         elif action == "reject":
             queue.outreach_reject(

@@ -388,3 +388,11 @@ def run_get(*, tenant: Tenant, run_id: int) -> PipelineRun:
     if run is None:
         raise Http404("No such run")
     return run
+
+
+def next_scoring_at(*, tenant: Tenant, now: datetime) -> datetime:
+    """When the scheduler next starts a scoring run (the start of the next scoring window,
+    as pipeline.runs.window_key_for cuts them): playbooks are evaluated then."""
+    seconds = max(1, tenant.scoring_interval_minutes) * 60
+    start = (int(now.timestamp()) // seconds + 1) * seconds
+    return datetime.fromtimestamp(start, tz=now.tzinfo)

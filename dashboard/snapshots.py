@@ -26,7 +26,7 @@ from proactive.models import PageSnapshot
 OVERVIEW = "overview"
 MIN_MAX_AGE = timedelta(minutes=10)
 # Bump when the stored shape changes: a snapshot of another version is recomputed, not misread.
-VERSION = 1
+VERSION = 2
 
 
 def overview_compute(*, tenant: Tenant, now: datetime) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from dashboard import playbook_views, queue_views, views, webhook_views
+from dashboard import builder_views, playbook_views, queue_views, views, webhook_views
 
 app_name = "dashboard"
 
@@ -17,6 +17,11 @@ urlpatterns = [
     path(T + "runs/<int:run_id>/", views.run_detail, name="run"),
     path(T + "fatigue/", views.fatigue, name="fatigue"),
     path(T + "playbooks/", playbook_views.playbook_list, name="playbook_list"),
+    path(T + "playbooks/new/", builder_views.playbook_new, name="playbook_new"),
+    path(T + "playbooks/<uuid:playbook_id>/edit/", builder_views.playbook_edit, name="playbook_edit"),
+    path(T + "builder/tree/", builder_views.builder_tree, name="builder_tree"),
+    path(T + "builder/panel/", builder_views.builder_panel, name="builder_panel"),
+    path(T + "campaigns/new/", builder_views.campaign_new, name="campaign_new"),
     path(T + "playbooks/<uuid:playbook_id>/", playbook_views.playbook_detail, name="playbook_detail"),
     path(
         T + "playbooks/<uuid:playbook_id>/backtest/",

@@ -19,6 +19,7 @@ from campaigns.budget import fatigue_get
 from campaigns.models import Playbook
 from dashboard import effect_selectors, playbook_views, selectors, snapshots
 from dashboard.charts import chart, outreach_weekly_chart, series
+from proactive import humanize
 from proactive.models import PipelineRun, RiskModel
 from proactive.scoring.selectors import customer_risk
 
@@ -100,7 +101,7 @@ def importance_chart(model: RiskModel | None, top: int = 15) -> dict[str, Any]:
     items = items[:top]
     return chart(
         "hbar",
-        labels=[name for name, _ in items],
+        labels=[humanize.metric_words(name) for name, _ in items],
         series=[series("share of total gain", [round(v, 4) for _, v in items], "teal")],
         x="share of the model's total gain",
         y_format="percent",
@@ -231,6 +232,7 @@ def customer_detail(request: TenantRequest, external_id: str) -> HttpResponse:
 def run_list(request: TenantRequest) -> HttpResponse:
     tenant = request.tenant
     runs = selectors.run_list(tenant=tenant)
+    next_run = selectors.next_scoring_at(tenant=tenant, now=timezone.now())
     timed = [r for r in reversed(runs) if r.finished_at]
     duration_chart = chart(
         "bar",
@@ -250,6 +252,7 @@ def run_list(request: TenantRequest) -> HttpResponse:
         "runs": runs,
         "any_running": any(r.status == PipelineRun.Status.RUNNING for r in runs),
         "duration_chart": duration_chart,
+        "next_run": next_run,
     }
     template = "proactive/run_list.html"
     if getattr(request, "htmx", False):

@@ -70,6 +70,7 @@ def pipeline_run_task(
     window_key: str,
     as_of: str,
     chunk_size: int = CHUNK_SIZE,
+    trigger: str = "schedule",
     **kwargs: object,
 ) -> None:
     tenant = Tenant.objects.get(pk=tenant_id)
@@ -78,7 +79,7 @@ def pipeline_run_task(
         kind=kind,
         as_of=datetime.fromisoformat(as_of),
         window_key=window_key,
-        trigger="schedule",
+        trigger=trigger,
         claimant=self.request.id,
     )
     if run is None:

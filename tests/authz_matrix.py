@@ -185,12 +185,18 @@ MATRIX: dict[str, str] = {
     'api:webhook': '--+----',
     'api:webhooks': '--+----',
     'campaigns:unsubscribe': '+++++++',  # the signed token is the authorisation
+    'pipeline:run_now': '-----++',  # POST: queues a pipeline run
     'healthz': '+++++++',
+    'dashboard:builder_panel': '-----++',  # POST: the builder's live panel (nothing saved)
+    'dashboard:builder_tree': '-----++',  # POST: redraws the condition tree (nothing saved)
+    'dashboard:campaign_new': '-----++',
     'dashboard:playbook_backtest': '---++++',
     'dashboard:campaign_detail': '---++++',
     'dashboard:campaign_list': '---++++',
     'dashboard:playbook_detail': '---++++',
+    'dashboard:playbook_edit': '-----++',
     'dashboard:playbook_list': '---++++',
+    'dashboard:playbook_new': '-----++',
     'dashboard:customer': '---++++',
     'dashboard:customers': '---++++',
     'dashboard:fatigue': '---++++',

@@ -137,6 +137,7 @@ URL_OBJECT_PARAMS: dict[str, dict] = {
     "dashboard:run": {"run_id": _pk("proactive.PipelineRun")},
     "dashboard:playbook_detail": {"playbook_id": _pk("campaigns.Playbook")},
     "dashboard:playbook_backtest": {"playbook_id": _pk("campaigns.Playbook")},
+    "dashboard:playbook_edit": {"playbook_id": _pk("campaigns.Playbook")},
     "dashboard:campaign_detail": {"campaign_id": _pk("campaigns.Campaign")},
     "api:customer_detail": {"external_id": lambda w: w.of(apps.get_model("proactive.Customer")).external_id},
     # Playbooks, campaigns and incidents API (campaigns.api_urls): tenant B's ids.

@@ -14,11 +14,15 @@ def test_the_login_page_renders(db):
     assert b"Log in to Proactive" in response.content
 
 
-def test_logging_in_lands_on_the_users_tenant(tenant):
-    MembershipFactory(tenant=tenant, user__email="ann@acme.test", role="agent")
+@pytest.mark.parametrize(
+    ("role", "landing"), [("agent", "/t/acme/queue/"), ("admin", "/t/acme/"), ("viewer", "/t/acme/")]
+)
+def test_logging_in_lands_on_the_users_tenant(tenant, role, landing):
+    """Agents land on the review queue, everyone else on the overview."""
+    MembershipFactory(tenant=tenant, user__email="ann@acme.test", role=role)
     client = Client()
     response = client.post("/login/", {"username": "ann@acme.test", "password": "pw"}, follow=True)
-    assert response.redirect_chain[-1][0] == "/t/acme/"
+    assert response.redirect_chain[-1][0] == landing
     assert b"Acme" in response.content
 
 

@@ -127,9 +127,8 @@ def test_agent_sends_and_the_customer_sees_it_in_the_widget(live_server, browser
         "document.querySelector('#preview strong')?.textContent === 'reconnect your bank'"
     )
     assert "Your bank sync needs a hand" in agent.inner_text("#preview")
-    agent.click("#save")
-    agent.wait_for_load_state()
     agent.screenshot(path=str(ARTIFACTS / "item.png"), full_page=True)
+    # Send without saving first: the editor's text is saved, then sent (it used to send the old text).
     agent.click("#send")
     agent.wait_for_url("**/t/demo/queue/")
     assert "Sent to" in agent.inner_text(".messages")

@@ -7,13 +7,22 @@ import numpy as np
 import pytest
 from django.utils import timezone
 
-from campaigns.effectiveness import effectiveness, mantel_haenszel_stats, risk_ratio_stats
+from accounts.models import Membership
+from campaigns.effectiveness import (
+    complier_effect,
+    effectiveness,
+    mantel_haenszel_stats,
+    reached_payload,
+    risk_ratio_stats,
+)
 from campaigns.firing import playbooks_evaluate
 from campaigns.models import Outreach
+from campaigns.outcomes import outcomes_sweep
 from proactive.ingest import rollups_rebuild
 from proactive.models import Signal
 from tests.campaigns.helpers import make_customers
-from tests.factories import PlaybookFactory
+from tests.dashboard.test_pages import client_for
+from tests.factories import OutreachFactory, PlaybookFactory
 
 
 def test_it_matches_a_worked_example():
@@ -147,3 +156,81 @@ def test_mantel_haenszel_matches_a_worked_example():
     # Strata without both arms carry no comparison; none at all means no estimate.
     assert mantel_haenszel_stats([(30, 15, 10, 5), (7, 7, 0, 0)]) == mantel_haenszel_stats([(30, 15, 10, 5)])
     assert mantel_haenszel_stats([(7, 7, 0, 0)])["ci95"] is None
+
+
+def test_the_complier_effect_matches_a_hand_worked_example():
+    """400 assigned, 200 of them delivered; 80 assigned contacted support (20 delivered, 60 not),
+    120 of 400 held out did. By assignment p1 = 0.20 vs p0 = 0.30, delivered share d = 0.5:
+    absolute effect on the reached = 0.10 / 0.5 = 0.20. The reached would have contacted at
+    (p0 - 60/400) / d = 0.30 and did at 20/200 = 0.10: relative reduction 2/3.
+    Delta method, B = p0 - u = 0.15: v0 = .3*.7/400 = .000525, Var(ITT) = v0 + .2*.8/400 = .000925,
+    Var(B) = v0 + .15*.85/400 = .00084375, Cov = v0 + .15*.8/400 = .000825;
+    Var(rel) = (.000925 - 2(2/3).000825 + (4/9).00084375) / .15^2 = .0002 / .0225, se = 0.0942809."""
+    effect = complier_effect(
+        treated=400,
+        treated_contacted=80,
+        holdout=400,
+        holdout_contacted=120,
+        delivered=200,
+        delivered_contacted=20,
+    )
+    assert effect["absolute_reduction"] == pytest.approx(0.2)
+    assert effect["relative_reduction"] == pytest.approx(2 / 3, abs=1e-6)
+    se = 0.0942809
+    assert effect["ci95"] == pytest.approx([2 / 3 - 1.959964 * se, 2 / 3 + 1.959964 * se], abs=1e-5)
+    payload = reached_payload(
+        treated=400,
+        treated_contacted=80,
+        holdout=400,
+        holdout_contacted=120,
+        delivered=200,
+        delivered_contacted=20,
+    )
+    assert payload["reached"] == {"customers": 200, "share": 0.5}
+    assert payload["effect_on_reached"] == effect
+
+
+@pytest.mark.parametrize("delivered", [0, 9, 50])
+def test_no_complier_effect_when_too_few_were_delivered(delivered):
+    """Fewer than 10 delivered, or under a fifth of those assigned: nothing is claimed."""
+    counts = {"treated": 400, "treated_contacted": 80, "holdout": 400, "holdout_contacted": 120}
+    payload = reached_payload(delivered=delivered, delivered_contacted=0, **counts)
+    assert payload["effect_on_reached"] is None
+    assert payload["reached"]["customers"] == delivered
+
+
+def test_a_review_playbook_with_nothing_delivered_never_claims_an_effect_on_reached_customers(tenant):
+    """Agents rejected or let expire every assigned message: the API reports 0 reached and no
+    complier effect, and the page says so instead of an effect "among customers reached"."""
+    customers = make_customers(tenant, 40, signed_up_days_ago=60)
+    playbook = PlaybookFactory(tenant=tenant, holdout_percent=50)
+    fired_at = timezone.now() - timedelta(days=20)
+    for i, customer in enumerate(customers):
+        held = i % 2 == 0
+        status = Outreach.Status.REJECTED if i % 4 == 1 else Outreach.Status.EXPIRED
+        OutreachFactory(
+            tenant=tenant,
+            customer=customer,
+            playbook=playbook,
+            triggered_at=fired_at,
+            holdout=held,
+            status=Outreach.Status.HELD_OUT if held else status,
+        )
+        if i < (6 if held else 16):  # more contacts among those assigned, but no clear effect
+            Signal.objects.create(
+                tenant=tenant, customer=customer, key=f"c{i}", name="support.contact", timestamp=fired_at
+            )
+    rollups_rebuild(tenant_id=tenant.pk)
+    outcomes_sweep(tenant=tenant)
+    result = effectiveness(tenant=tenant, playbook=playbook, window_days=14)
+    assert result["treated"]["customers"] == 20 and result["holdout"]["customers"] == 20
+    assert result["reached"] == {"customers": 0, "share": 0.0}
+    assert result["effect_on_reached"] is None
+    text = (
+        client_for(tenant, Membership.Role.VIEWER).get(f"/t/acme/playbooks/{playbook.pk}/").content.decode()
+    )
+    assert "Not estimated: 0 of 20 assigned (0%) received the message" in text
+    assert "whose message was delivered" not in text and "customers reached" not in text
+    assert "No clear effect yet" in text
+    assert result["relative_reduction"] < 0 and result["ci95"][0] < 0 < result["ci95"][1]
+    assert "more contacts among" not in text and "fewer contacts among" not in text

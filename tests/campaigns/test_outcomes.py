@@ -46,7 +46,7 @@ def _sweep(tenant) -> dict:
 
 def _arms(tenant, playbook, window_days, swept_at) -> dict:
     rows = outcome_counts(tenant=tenant, window_days=window_days, swept_at=swept_at, playbook=playbook)
-    return {holdout: (n, contacted) for _, _, holdout, n, contacted in rows}
+    return {holdout: (n, contacted) for _, _, holdout, n, contacted, *_ in rows}
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -87,6 +87,8 @@ def test_recorded_outcomes_count_what_the_live_api_counts(tenant, seed):
         }
         assert page["relative_reduction"] == pytest.approx(live["relative_reduction"], abs=1e-6)
         assert page["engagement"] == live["engagement"]
+        assert page["reached"] == live["reached"]
+        assert page["effect_on_reached"] == live["effect_on_reached"]
     assert any(n for n in recorded.values()), "the world must have elapsed windows to compare"
 
 

@@ -12,6 +12,7 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.models import Membership
+from dashboard import snapshots
 from dashboard.snapshots import overview_refresh
 from proactive.models import Customer, PageSnapshot
 from tests.dashboard.pages_world import build_pages_world
@@ -120,7 +121,7 @@ def test_the_overview_shows_the_pooled_effect_and_engagement(tenant):
     # the outreach): 30 treated of whom 15 contacted vs 10 held out of whom 5 (no effect), and
     # 20 of 20 vs 0 of 20. Mantel-Haenszel: RR = (15*10/40 + 20*20/40) / (5*30/40) = 3.667.
     # (The raw pooled rates, 70% vs 16.7%, would say 320% more: they mix the playbooks.)
-    assert "50 reached, 30 held out; each playbook compared with its own holdout" in text
+    assert "30 held out; each playbook compared with its own holdout" in text
     assert "267% more" in text  # backfiring: said plainly and shown in red
     assert "95% interval" in text
     assert "chart-effect" in chart_specs(response)
@@ -135,7 +136,7 @@ def test_the_model_page_plots_calibration_importance_and_drift(tenant):
     specs = chart_specs(response)
     observed = specs["chart-calibration"]["series"][0]["data"]
     assert observed == [{"x": 0.05, "y": 0.04}, {"x": 0.3, "y": 0.33}]
-    assert specs["chart-importance"]["labels"] == ["count(error.*, 3)", "days_since_signup"]
+    assert specs["chart-importance"]["labels"] == ["errors in the last 3 days", "days since sign-up"]
     assert sum(specs["chart-scores"]["series"][0]["data"]) == 40
     text = response.content.decode()
     assert "feature.brand_new" in text  # a signal that appeared after training
@@ -146,7 +147,8 @@ def test_the_customer_page_shows_risk_reasons_signals_and_every_outreach(tenant)
     build_pages_world(tenant)
     response = client_for(tenant, Membership.Role.AGENT).get("/t/acme/customers/p001/")
     text = response.content.decode()
-    assert "Person 1" in text and "count(error.*, 3)" in text
+    assert "Person 1" in text and "errors in the last 3 days" in text
+    assert "under 1 point of risk" in text  # +0.4 log-odds at a risk of 1.25%
     assert "contact budget: 2 per 7 days" in text
     assert "Sync keeps failing" in text and "API v1 sunset" in text
     assert "Not helpful" in text
@@ -237,4 +239,4 @@ def test_a_snapshot_of_another_shape_is_recomputed_not_misread(tenant):
     build_pages_world(tenant, customers=4)
     PageSnapshot.objects.for_tenant(tenant).update(data={"version": 0, "engagement": {"old": 1}})
     assert client_for(tenant, Membership.Role.VIEWER).get("/t/acme/").status_code == 200
-    assert PageSnapshot.objects.for_tenant(tenant).get().data["version"] == 1
+    assert PageSnapshot.objects.for_tenant(tenant).get().data["version"] == snapshots.VERSION

@@ -71,7 +71,9 @@ def test_the_playbook_page_matches_effectiveness_and_lists_reasons(tenant):
     response = client_for(tenant, Membership.Role.VIEWER).get(f"/t/acme/playbooks/{world.playbook.pk}/")
     text = response.content.decode()
     effect = effectiveness(tenant=tenant, playbook=world.playbook, window_days=14)
-    assert f"{effect['treated']['contacted']} of {effect['treated']['customers']} reached" in text
+    treated = effect["treated"]
+    assert f"{treated['contacted']} of {treated['customers']} customers assigned to this playbook" in text
+    assert "including messages agents rejected or let expire" in text
     assert f"{effect['holdout']['contacted']} of {effect['holdout']['customers']} held out" in text
     assert "contact budget: 2 per 7 days" in text
     specs = chart_specs(response)
@@ -139,4 +141,36 @@ def test_effect_sentences_never_say_minus_zero():
         "holdout": {"rate": 0.2},
     }
     shown = effect_display(effect)
-    assert shown["ci_text"] == "0% to 46%" and shown["change_text"] == "0% more"
+    assert shown["ci_text"] == "from 0% more to 46% fewer" and shown["change_text"] == "No clear effect yet"
+
+
+@pytest.mark.parametrize(
+    ("reduction", "ci", "headline", "interval"),
+    [
+        (0.06, [-0.2, 0.28], "No clear effect yet", "from 20% more to 28% fewer"),
+        (-0.23, [-0.9, 0.2], "No clear effect yet", "from 90% more to 20% fewer"),
+        (0.4, [0.1, 0.6], "40% fewer contacts", "between 10% and 60% fewer"),
+        (-0.45, [-0.8, -0.1], "45% more contacts", "between 10% and 80% more"),
+    ],
+)
+def test_a_direction_is_stated_only_when_the_interval_excludes_zero(reduction, ci, headline, interval):
+    from dashboard.playbook_views import effect_display
+
+    on_reached = {
+        "absolute_reduction": 0.1,
+        "relative_reduction": reduction * 2,
+        "ci95": [ci[0] * 2, ci[1] * 2],
+    }
+    shown = effect_display(
+        {
+            "relative_reduction": reduction,
+            "ci95": ci,
+            "treated": {"rate": 0.2},
+            "holdout": {"rate": 0.2},
+            "reached": {"customers": 50, "share": 0.5},
+            "effect_on_reached": on_reached,
+        }
+    )
+    assert shown["change_text"] == headline and shown["ci_text"] == interval
+    assert shown["on_reached"]["direction"] == shown["direction"]
+    assert (shown["direction"] is None) == (headline == "No clear effect yet")

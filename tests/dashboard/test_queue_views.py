@@ -7,7 +7,7 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.models import Membership
-from campaigns.models import Outreach
+from campaigns.models import Outreach, OutreachEvent
 from proactive.models import Customer, RiskScore
 from tests.campaigns.inbox_fixtures import private_cache  # noqa: F401
 from tests.factories import (
@@ -178,3 +178,66 @@ def test_the_queue_with_10000_pending_items_is_fast_and_its_query_count_pinned(
         elapsed = time.perf_counter() - started
     assert response.status_code == 200 and "10000 items" in response.content.decode()
     assert elapsed < 1.0, f"{elapsed * 1000:.0f} ms (goal < 100 ms; generous bound on a shared machine)"
+
+
+def test_send_with_unsaved_edits_sends_the_edited_text_to_the_customers_inbox(
+    tenant, item, agent_client, django_capture_on_commit_callbacks
+):
+    """The Send button belongs to the editor form: what is in the editor is saved, then sent."""
+    from tests.campaigns.inbox_fixtures import mint
+
+    tenant.allowed_origins = ["https://app.acme.test"]
+    tenant.save(update_fields=["allowed_origins"])
+    agent_client.post(url(tenant, "claim", item))
+    page = agent_client.get(url(tenant, "", item)).content.decode()
+    assert 'form="editor" formaction="' + url(tenant, "send", item) + '"' in page
+    with django_capture_on_commit_callbacks(execute=True):
+        sent = agent_client.post(
+            url(tenant, "send", item),
+            {"title": "Edited, unsaved", "body": "Hi **{{ customer.first_name }}**,\r\nfixed."},
+        )
+    assert sent.status_code == 302 and sent["Location"] == url(tenant, None)
+    item.refresh_from_db()
+    assert (item.status, item.title, item.body) == (
+        "sent",
+        "Edited, unsaved",
+        "Hi **{{ customer.first_name }}**,\nfixed.",
+    )
+    kinds = list(
+        OutreachEvent.objects.for_tenant(tenant)
+        .filter(outreach=item)
+        .order_by("created_at")
+        .values_list("kind", flat=True)
+    )
+    assert kinds[-2:] == ["edited", "sent"]
+    inbox = (
+        Client()
+        .get(
+            "/api/v1/inbox",
+            HTTP_X_PUBLISHABLE_KEY=tenant.publishable_key,
+            HTTP_AUTHORIZATION=f"Bearer {mint(tenant.identity_secret, item.customer.external_id)}",
+            HTTP_ORIGIN="https://app.acme.test",
+        )
+        .json()
+    )
+    assert [(m["title"], m["body_html"]) for m in inbox["messages"]] == [
+        ("Edited, unsaved", "<p>Hi <strong>Ada</strong>,\nfixed.</p>\n")
+    ]
+
+
+def test_the_item_page_labels_both_risks_names_features_in_words_and_links_the_customer(
+    tenant, item, agent_client
+):
+    html = agent_client.get(url(tenant, "", item)).content.decode()
+    assert "When this fired" in html and "Now" in html
+    assert "errors in the last 7 days" in html
+    assert "points of risk" in html  # +0.41 log-odds at 83%: +6 points
+    assert f'href="/t/{tenant.slug}/customers/{item.customer.external_id}/"' in html
+
+
+def test_html_typed_into_a_message_is_flagged_in_the_preview(tenant, item, agent_client):
+    agent_client.post(url(tenant, "claim", item))
+    preview = agent_client.post(
+        url(tenant, "preview", item), {"title": "T", "body": "Hi <b>there</b>"}, HTTP_HX_REQUEST="true"
+    ).content.decode()
+    assert "HTML is not rendered" in preview and "&lt;b&gt;" in preview

@@ -1,0 +1,274 @@
+"""Playbook and campaign builders: server-rendered forms, HTMX for the tree and the live panel.
+
+Saving goes through the API's input serializers and the campaigns services, so a page save and
+an API call accept and refuse exactly the same playbooks and campaigns.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+from django_htmx.http import trigger_client_event
+
+from accounts.models import Membership
+from accounts.tenancy import tenant_view
+from campaigns import campaign_sends, playbooks, rules
+from campaigns.api import CampaignInputSerializer, PlaybookInputSerializer
+from campaigns.conditions import ConditionError, parse_condition, render_text
+from campaigns.models import Outreach, Playbook
+from campaigns.rendering import FIELDS, render_message, typed_html, unknown_variables
+from dashboard import builder
+from dashboard.effect_selectors import playbook_get
+from proactive.models import Customer
+
+ADMIN = Membership.Role.ADMIN
+DEFAULT_ACTION = {
+    "channel": "in_app",
+    "title": "",
+    "body": "",
+    "cta_label": "",
+    "cta_url": "",
+    "requires_review": False,
+    "priority": "normal",
+}
+
+
+def _action_from_form(post: Any) -> dict[str, Any]:
+    return {
+        "channel": post.get("channel", "in_app"),
+        "title": post.get("title", ""),
+        "body": post.get("body", "").replace("\r\n", "\n"),
+        "cta_label": post.get("cta_label", "").strip(),
+        "cta_url": post.get("cta_url", "").strip(),
+        "requires_review": post.get("requires_review") == "on",
+        "priority": post.get("priority", "normal"),
+    }
+
+
+def _int(post: Any, name: str, default: int) -> int | str:
+    raw = (post.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        return raw  # the serializer names the field and the problem
+
+
+def _form_context(
+    request: HttpRequest, *, kind: str, condition: Any, action: dict[str, Any]
+) -> dict[str, Any]:
+    tenant = request.tenant  # type: ignore[attr-defined]
+    attributes = builder.attribute_keys(tenant)
+    return {
+        "kind": kind,
+        "tree": builder.tree_view(condition),
+        "catalogue": builder.signal_catalogue(tenant),
+        "attribute_keys": attributes,
+        "measures": builder.MEASURES,
+        "ops": builder.OPS_WORDS,
+        "add_ops": builder.ADD_OPS,
+        "priorities": list(rules.PRIORITIES),
+        "channels": Outreach.Channel.choices,
+        "action": action,
+        "variables": [f"customer.{f}" for f in FIELDS] + [f"customer.attributes.{k}" for k in attributes],
+        **_panel(request, kind=kind, condition=condition, action=action),
+    }
+
+
+def _panel(request: HttpRequest, *, kind: str, condition: Any, action: dict[str, Any]) -> dict[str, Any]:
+    """The live side panel: the condition in words, whom it matches now, the message preview."""
+    tenant = request.tenant  # type: ignore[attr-defined]
+    now = timezone.now()
+    panel: dict[str, Any] = {"condition_error": None, "matching": None, "sample": [], "words": ""}
+    try:
+        parsed = parse_condition(condition, "trigger" if kind == "playbook" else "audience")
+    except ConditionError as exc:
+        panel["condition_error"] = str(exc)
+    else:
+        panel["words"] = render_text(parsed)
+        preview = playbooks.playbook_preview(tenant=tenant, trigger=condition, as_of=now, sample_size=8)
+        panel["matching"] = preview["matching"]
+        panel["sample"] = list(
+            Customer.objects.for_tenant(tenant)
+            .filter(external_id__in=preview["sample"])
+            .order_by("external_id")
+            .values("external_id", "name", "email", "attributes")
+        )
+        panel["unknown"] = builder.unknown_names(tenant, condition, builder.attribute_keys(tenant))
+        panel["distributions"] = builder.distributions(tenant, condition, now)
+    panel["customer_count"] = Customer.objects.for_tenant(tenant).count()
+    wanted = request.POST.get("sample_customer") or request.GET.get("sample_customer")
+    sample_ids = [c["external_id"] for c in panel["sample"]]
+    chosen = wanted if wanted in sample_ids else (sample_ids[0] if sample_ids else None)
+    customer = next((c for c in panel["sample"] if c["external_id"] == chosen), None)
+    if customer is None:
+        customer = {
+            "name": "Sample Customer",
+            "email": "sample@example.com",
+            "external_id": "sample",
+            "attributes": {},
+        }
+    panel["preview_customer"] = customer
+    panel["preview_for"] = chosen
+    panel["preview"] = render_message(title=action["title"], body=action["body"], customer=customer)
+    panel["unknown_vars"] = unknown_variables(action["body"]) + unknown_variables(action["title"])
+    panel["typed_html"] = typed_html(action["body"]) + typed_html(action["title"])
+    return panel
+
+
+def _playbook_initial(playbook: Playbook | None) -> dict[str, Any]:
+    if playbook is None:
+        return {
+            "name": "",
+            "enabled": False,
+            "cooldown_days": 14,
+            "holdout_percent": 10,
+            "review_expiry_hours": 72,
+        }
+    return {
+        "name": playbook.name,
+        "enabled": playbook.enabled,
+        "cooldown_days": playbook.cooldown_days,
+        "holdout_percent": playbook.holdout_percent,
+        "review_expiry_hours": playbook.review_expiry_hours,
+    }
+
+
+def _playbook_form(request: HttpRequest, playbook: Playbook | None) -> HttpResponse:
+    tenant = request.tenant  # type: ignore[attr-defined]
+    errors: dict[str, Any] = {}
+    if request.method == "POST":
+        condition = builder.condition_from_form(request.POST)
+        action = _action_from_form(request.POST)
+        settings = {
+            "name": request.POST.get("name", "").strip(),
+            "enabled": request.POST.get("enabled") == "on",
+            "cooldown_days": _int(request.POST, "cooldown_days", 14),
+            "holdout_percent": _int(request.POST, "holdout_percent", 10),
+            "review_expiry_hours": _int(request.POST, "review_expiry_hours", 72),
+        }
+        serializer = PlaybookInputSerializer(
+            data={**settings, "trigger": condition, "action": action},
+            context={"tenant": tenant, "instance": playbook},
+        )
+        if serializer.is_valid():
+            if playbook is None:
+                playbook = playbooks.playbook_create(
+                    tenant=tenant, data=serializer.validated_data, actor=request.user
+                )
+                messages.success(request, f"Playbook “{playbook.name}” created.")
+            else:
+                playbooks.playbook_update(
+                    tenant=tenant, playbook=playbook, data=serializer.validated_data, actor=request.user
+                )
+                messages.success(request, "Saved.")
+            return redirect("dashboard:playbook_detail", tenant_slug=tenant.slug, playbook_id=playbook.pk)
+        errors = {k: " ".join(str(e) for e in v) for k, v in serializer.errors.items()}
+    else:
+        condition = playbook.trigger if playbook else {"all": [builder.default_leaf(tenant)]}
+        action = {**DEFAULT_ACTION, **(playbook.action if playbook else {})}
+        settings = _playbook_initial(playbook)
+    context = _form_context(request, kind="playbook", condition=condition, action=action)
+    context.update(playbook=playbook, settings=settings, errors=errors)
+    return render(request, "dashboard/playbook_form.html", context, status=400 if errors else 200)
+
+
+@tenant_view(ADMIN)
+def playbook_new(request: HttpRequest) -> HttpResponse:
+    return _playbook_form(request, None)
+
+
+@tenant_view(ADMIN)
+def playbook_edit(request: HttpRequest, playbook_id: Any) -> HttpResponse:
+    tenant = request.tenant  # type: ignore[attr-defined]
+    return _playbook_form(request, playbook_get(tenant=tenant, playbook_id=playbook_id))
+
+
+@require_POST
+@tenant_view(ADMIN)
+def builder_tree(request: HttpRequest) -> HttpResponse:
+    """HTMX: add or remove a node; returns the redrawn tree."""
+    tenant = request.tenant  # type: ignore[attr-defined]
+    tree = builder.apply_op(builder.condition_from_form(request.POST), request.POST.get("op", ""), tenant)
+    context = {
+        "tree": builder.tree_view(tree),
+        "catalogue": builder.signal_catalogue(tenant),
+        "attribute_keys": builder.attribute_keys(tenant),
+        "measures": builder.MEASURES,
+        "ops": builder.OPS_WORDS,
+        "add_ops": builder.ADD_OPS,
+    }
+    # The panel (count, sample, words) listens for this and refreshes from the new tree.
+    return trigger_client_event(render(request, "dashboard/_condition_tree.html", context), "builder-changed")
+
+
+@require_POST
+@tenant_view(ADMIN)
+def builder_panel(request: HttpRequest) -> HttpResponse:
+    """HTMX: the live panel for the form as it stands (nothing is saved)."""
+    kind = "campaign" if request.POST.get("kind") == "campaign" else "playbook"
+    condition = builder.condition_from_form(request.POST)
+    context = _panel(request, kind=kind, condition=condition, action=_action_from_form(request.POST))
+    context["kind"] = kind
+    return render(request, "dashboard/_builder_panel.html", context)
+
+
+def _local_datetime(value: str, tenant: Any) -> str:
+    """A datetime-local field (the tenant's wall clock) as an ISO string with its offset."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return value  # the serializer says what is wrong with it
+    if timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed, tenant.tz)
+    return parsed.isoformat()
+
+
+@tenant_view(ADMIN)
+def campaign_new(request: HttpRequest) -> HttpResponse:
+    tenant = request.tenant  # type: ignore[attr-defined]
+    errors: dict[str, Any] = {}
+    default_send = timezone.localtime(timezone.now() + timedelta(hours=1), tenant.tz).strftime(
+        "%Y-%m-%dT%H:%M"
+    )
+    if request.method == "POST":
+        condition = builder.condition_from_form(request.POST)
+        action = _action_from_form(request.POST)
+        send_at = _local_datetime(request.POST.get("send_at", ""), tenant)
+        if request.POST.get("when") == "now":
+            send_at = timezone.now().isoformat()
+        settings = {
+            "name": request.POST.get("name", "").strip(),
+            "holdout_percent": _int(request.POST, "holdout_percent", 10),
+            "send_at": send_at,
+        }
+        serializer = CampaignInputSerializer(
+            data={**settings, "audience": condition, "action": action}, context={"tenant": tenant}
+        )
+        if serializer.is_valid():
+            campaign = campaign_sends.campaign_create(
+                tenant=tenant, data=serializer.validated_data, actor=request.user
+            )
+            messages.success(
+                request,
+                f"Campaign “{campaign.name}” scheduled: it goes out with the first pipeline run after "
+                f"{timezone.localtime(campaign.send_at, tenant.tz):%Y-%m-%d %H:%M}.",
+            )
+            return redirect("dashboard:campaign_detail", tenant_slug=tenant.slug, campaign_id=campaign.pk)
+        errors = {k: " ".join(str(e) for e in v) for k, v in serializer.errors.items()}
+        settings["send_at"] = request.POST.get("send_at", default_send)
+        settings["when"] = request.POST.get("when", "later")
+    else:
+        condition = {"all": [builder.default_leaf(tenant)]}
+        action = dict(DEFAULT_ACTION)
+        settings = {"name": "", "holdout_percent": 10, "send_at": default_send, "when": "later"}
+    context = _form_context(request, kind="campaign", condition=condition, action=action)
+    context.update(settings=settings, errors=errors, campaign=None)
+    return render(request, "dashboard/campaign_form.html", context, status=400 if errors else 200)

@@ -1,0 +1,85 @@
+"""Metric names and risk contributions in words, one home for every page that shows them.
+
+`count(error.*, 7)` reads "errors in the last 7 days"; a model contribution (log-odds) reads
+"+12 points of risk": how much lower the customer's probability would be without it.
+"""
+
+from __future__ import annotations
+
+import math
+
+from proactive.features.metrics import Kind, Metric, MetricError, parse_metric
+
+# Words that read wrong with a plural "s": they get "events" instead.
+_NO_PLURAL_ENDINGS = ("s", "ed", "ing")
+
+
+def _words(segment: str) -> str:
+    return segment.replace("_", " ").replace("-", " ").strip()
+
+
+def _things(metric: Metric) -> str:
+    """The signals a pattern matches, as a plural noun phrase."""
+    pattern = metric.pattern or "*"
+    if pattern == "*":
+        return "signals of any kind"
+    if metric.is_prefix:
+        word = _words(metric.prefix.rstrip(".:").split(".")[-1].split(":")[-1])
+        if not word:
+            return f"{pattern} signals"
+        if " " in word or word.endswith(_NO_PLURAL_ENDINGS):
+            return f"{word} events"
+        return f"{word}s"
+    return f"“{pattern}” events"
+
+
+def _thing(metric: Metric) -> str:
+    pattern = metric.pattern or "*"
+    if pattern == "*":
+        return "signal of any kind"
+    if metric.is_prefix:
+        word = _words(metric.prefix.rstrip(".:").split(".")[-1])
+        return word or f"{pattern} signal"
+    return f"“{pattern}” event"
+
+
+def metric_words(name: str) -> str:
+    """A metric expression in plain words; an unparsable one is returned as it is."""
+    try:
+        metric = parse_metric(name)
+    except MetricError:
+        return name
+    if metric.kind is Kind.COUNT:
+        span = "the last day" if metric.days == 1 else f"the last {metric.days} days"
+        return f"{_things(metric)} in {span}"
+    if metric.kind is Kind.DAYS_SINCE_LAST:
+        return f"days since the last {_thing(metric)}"
+    if metric.kind is Kind.TREND:
+        return f"trend of {_things(metric)} (last 7 days vs the 4 weeks before)"
+    if metric.kind is Kind.DAYS_SINCE_SIGNUP:
+        return "days since sign-up"
+    if metric.kind is Kind.RISK_SCORE:
+        return "risk score"
+    return f"{_words(metric.key or '')} (customer attribute)"
+
+
+def risk_points(score: float | None, contribution: float | None) -> int | None:
+    """Percentage points the customer's risk would drop without this contribution (log-odds),
+    holding the rest: 100 * (p - sigmoid(logit(p) - c))."""
+    if score is None or contribution is None:
+        return None
+    p = min(max(float(score), 1e-6), 1 - 1e-6)
+    without = 1 / (1 + math.exp(-(math.log(p / (1 - p)) - float(contribution))))
+    return round(100 * (p - without))
+
+
+def risk_points_words(score: float | None, contribution: float | None) -> str:
+    """'+12 points of risk' ('under 1 point' for tiny ones)."""
+    points = risk_points(score, contribution)
+    if points is None:
+        return "—"
+    if points == 0:
+        return "under 1 point of risk" if (contribution or 0) >= 0 else "lowers risk by under 1 point"
+    sign = "+" if points > 0 else "−"
+    unit = "point" if abs(points) == 1 else "points"
+    return f"{sign}{abs(points)} {unit} of risk"

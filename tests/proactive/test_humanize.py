@@ -1,0 +1,37 @@
+"""Metric names and contributions in words: one humanizer for every page."""
+
+from __future__ import annotations
+
+import pytest
+
+from proactive.humanize import metric_words, risk_points, risk_points_words
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("count(error.*, 7)", "errors in the last 7 days"),
+        ("count(error.*, 1)", "errors in the last day"),
+        ("count(support.contact, 30)", "“support.contact” events in the last 30 days"),
+        ("count(*, 14)", "signals of any kind in the last 14 days"),
+        ("count(billing.*, 7)", "billing events in the last 7 days"),
+        ("days_since_last(session.*)", "days since the last session"),
+        ("days_since_last(*)", "days since the last signal of any kind"),
+        ("trend(error.*)", "trend of errors (last 7 days vs the 4 weeks before)"),
+        ("days_since_signup", "days since sign-up"),
+        ("risk_score", "risk score"),
+        ("attribute.plan_tier", "plan tier (customer attribute)"),
+        ("not a metric", "not a metric"),
+    ],
+)
+def test_metrics_read_as_words(name, words):
+    assert metric_words(name) == words
+
+
+def test_a_contribution_is_the_points_of_risk_it_adds():
+    # At 50% a +0.5 log-odds contribution: without it sigmoid(-0.5) = 37.75%, so +12 points.
+    assert risk_points(0.5, 0.5) == 12
+    assert risk_points_words(0.5, 0.5) == "+12 points of risk"
+    assert risk_points_words(0.0125, 0.4) == "under 1 point of risk"
+    assert risk_points_words(0.5, -0.5) == "−12 points of risk"
+    assert risk_points_words(None, 0.3) == "—"
