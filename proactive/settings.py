@@ -22,7 +22,31 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean (use 1/0)")
 
 
+def load_env_file(path: Path) -> None:
+    """Read KEY=VALUE lines from a local `.env` (written by `make demo` for development) into the
+    environment, never overriding what the shell already set, so `python manage.py ...` works in
+    a plain shell. `ENV_FILE=` (empty) turns it off; the test settings do."""
+    if not path.is_file():
+        return
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        os.environ.setdefault(key.strip(), value)
+
+
+_env_file = os.environ.get("ENV_FILE", str(BASE_DIR / ".env"))
+if _env_file:
+    load_env_file(Path(_env_file))
+
 DEBUG = env_bool("DEBUG", False)
+# The demo's pretend customer app (/demo/app/) mints customer tokens for the `demo` tenant: it is
+# served only when the demo is on (DEBUG, or DEMO=1 for a demo run without DEBUG).
+DEMO = env_bool("DEMO", DEBUG)
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
@@ -128,7 +152,7 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / "var" / "staticfiles"
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT") or BASE_DIR / "var" / "staticfiles")
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
