@@ -43,7 +43,12 @@ def _free_port() -> int:
 def fresh_database():
     db = settings.DATABASES["default"]
     name = f"proactive_prod_{uuid.uuid4().hex[:8]}"
-    params = {"host": db["HOST"] or None, "port": db["PORT"] or None, "user": db["USER"], "dbname": "postgres"}
+    params = {
+        "host": db["HOST"] or None,
+        "port": db["PORT"] or None,
+        "user": db["USER"],
+        "dbname": "postgres",
+    }
     if db["PASSWORD"]:
         params["password"] = db["PASSWORD"]
     with psycopg.connect(**params, autocommit=True) as conn:
@@ -152,7 +157,11 @@ def test_serve_runs_the_production_path_on_a_fresh_database(fresh_database, tmp_
         token = s.cookies["csrftoken"]
         logged_in = s.post(
             f"{base}/login/",
-            data={"username": "ops@prod.test", "password": "a-long-prod-password-1", "csrfmiddlewaretoken": token},
+            data={
+                "username": "ops@prod.test",
+                "password": "a-long-prod-password-1",
+                "csrfmiddlewaretoken": token,
+            },
             headers={"Referer": f"{base}/login/"},
             timeout=10,
         )
