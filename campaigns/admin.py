@@ -130,6 +130,8 @@ class PlaybookAdmin(TenantScopedAdmin):
         trigger = form.base_fields.get("trigger")
         if trigger is not None:  # the "Preview matches" button (admin_preview.js) posts here
             trigger.widget.attrs["data-preview-url"] = reverse("admin:campaigns_playbook_preview")
+            if obj is not None:  # the tenant is read-only on the change page: no field to read it from
+                trigger.widget.attrs["data-tenant"] = str(obj.tenant_id)
         return form
 
     def preview_view(self, request: HttpRequest) -> JsonResponse:
