@@ -70,7 +70,10 @@ def parse_timestamp(value: Any) -> datetime:
         raise ValueError(f"{value[:40]!r} is not an ISO 8601 timestamp") from None
     if parsed.tzinfo is None:
         raise ValueError(f"{value[:40]!r} has no UTC offset")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+05:00, 9999-12-31T23:59:59-05:00
+        raise ValueError(f"{value[:40]!r} is out of range in UTC") from None
 
 
 NUL_ERROR = "strings must not contain NUL characters"

@@ -98,6 +98,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "proactive.middleware.RejectNulMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -239,6 +240,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "accounts.api_base.exception_handler",
+    # OPTIONS answers without building a serializer (views without serializer_class answered 500).
+    "DEFAULT_METADATA_CLASS": "accounts.api_metadata.PlainMetadata",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Proactive API",
@@ -271,6 +274,8 @@ WEBHOOKS_RETENTION_DAYS = float(os.environ.get("WEBHOOKS_RETENTION_DAYS", "30"))
 if WEBHOOKS_LEASE_SECONDS <= WEBHOOKS_TIMEOUT_SECONDS:
     raise ImproperlyConfigured("WEBHOOKS_LEASE_SECONDS must exceed WEBHOOKS_TIMEOUT_SECONDS")
 
+# JSON bodies of the API views other than ingestion (which reads up to 10 MB itself): 413 beyond.
+API_MAX_BODY_BYTES = int(os.environ.get("API_MAX_BODY_BYTES", str(1024 * 1024)))
 # Server-key requests per minute (ingestion endpoints), counted in the cache (Redis when REDIS_URL is set).
 API_RATE_LIMIT_PER_MINUTE = int(os.environ.get("API_RATE_LIMIT_PER_MINUTE", "1200"))
 
