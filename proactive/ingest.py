@@ -78,6 +78,7 @@ def parse_timestamp(value: Any) -> datetime:
 
 NUL_ERROR = "strings must not contain NUL characters"
 SURROGATE_ERROR = "strings must be valid Unicode (no lone surrogates)"
+NUMBER_ERROR = "numbers must be finite (1e400 is out of range)"
 _dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 
 
@@ -120,7 +121,10 @@ def _signal_error(rec: Any, latest: datetime, *, check_nul: bool = True) -> tupl
     elif not isinstance(props, dict):
         return "'properties' must be an object", None
     else:
-        props_json = _dumps(props)
+        try:
+            props_json = _dumps(props)
+        except ValueError:  # 1e400 parsed as inf: not JSON that PostgreSQL can store
+            return NUMBER_ERROR, None
     if not rec.keys() <= SIGNAL_FIELDS:
         return f"unknown field(s): {', '.join(sorted(set(rec) - SIGNAL_FIELDS))}", None
     return None, (key, customer, name, ts, props_json)
@@ -341,6 +345,11 @@ def _customer_error(rec: Any) -> tuple[str | None, dict | None]:
         return "must be an object", None
     if contains_nul(rec):
         return NUL_ERROR, None
+    try:
+        if not _valid_unicode(_dumps(rec)):
+            return SURROGATE_ERROR, None
+    except ValueError:
+        return NUMBER_ERROR, None
     ext = rec.get("external_id")
     if not isinstance(ext, str) or not 1 <= len(ext) <= MAX_EXTERNAL_ID:
         return f"'external_id' must be a string of 1-{MAX_EXTERNAL_ID} characters", None
