@@ -75,7 +75,7 @@ class TenantForm(forms.ModelForm):
         return slug
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data: dict[str, Any] = super().clean() or {}
         shape = tenant_settings(self.instance)
         present = [f for f in _SETTINGS_PATHS if f in self.fields and f not in self.errors]
         for field in present:

@@ -32,7 +32,7 @@ class SameTenantReferencesForm(forms.ModelForm):
     offered to a user who administers several tenants."""
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data: dict[str, Any] = super().clean() or {}
         tenant = data.get("tenant") if "tenant" in self.fields else None
         tenant_id = tenant.pk if isinstance(tenant, Tenant) else getattr(self.instance, "tenant_id", None)
         if tenant_id is None:

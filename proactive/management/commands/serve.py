@@ -72,8 +72,8 @@ class Command(BaseCommand):
         procs = processes.start(
             production_commands(
                 bind=str(opts["bind"]),
-                web_workers=int(opts["web_workers"]),
-                worker_concurrency=int(opts["worker_concurrency"]),
+                web_workers=int(str(opts["web_workers"])),
+                worker_concurrency=int(str(opts["worker_concurrency"])),
             ),
             env=processes.child_env(),
         )
