@@ -57,14 +57,16 @@ class RejectNulMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         bad = "\x00" in request.path or _has_nul(request.GET)
-        if not bad and request.method == "POST" and request.content_type in FORM_TYPES:
+        api = request.path.startswith(("/api/", "/ingest/"))
+        # API views read the raw body themselves (reading request.POST here would consume it).
+        if not bad and not api and request.method == "POST" and request.content_type in FORM_TYPES:
             try:
                 bad = _has_nul(request.POST)
             except Exception:  # noqa: BLE001 (a malformed body: let the view's own handling answer)
                 bad = False
         if bad:
             message = "NUL characters are not allowed in the URL, query string or form fields."
-            if request.path.startswith(("/api/", "/ingest/")):
+            if api:
                 return JsonResponse({"detail": message}, status=400)
             return HttpResponse(message, status=400, content_type="text/plain")
         return self.get_response(request)
