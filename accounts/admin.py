@@ -2,13 +2,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.http import HttpRequest
 
 from accounts.admin_base import ReadOnlyTenantAdmin, TenantScopedAdmin, admin_tenant_ids
+from accounts.api import TenantSettingsSerializer, tenant_settings
 from accounts.models import ApiKey, AuditLog, Membership, Tenant, User
-from accounts.services import api_key_create, api_key_revoke
+from accounts.services import TenantSlugReserved, api_key_create, api_key_revoke, tenant_slug_check
 
 
 @admin.register(User)
@@ -28,8 +30,82 @@ class UserAdmin(DjangoUserAdmin):
         return request.user.is_superuser
 
 
+# Admin form field -> where the same value sits in the API's settings shape.
+_SETTINGS_PATHS = {
+    "name": ("name",),
+    "timezone": ("timezone",),
+    "contact_signals": ("contact_signals",),
+    "allowed_origins": ("allowed_origins",),
+    "prediction_target": ("prediction", "target"),
+    "activity_signals": ("prediction", "activity_signals"),
+    "horizon_days": ("prediction", "horizon_days"),
+    "budget_max_messages": ("contact_budget", "max_messages"),
+    "budget_per_days": ("contact_budget", "per_days"),
+}
+
+
+class TenantForm(forms.ModelForm):
+    """Validated by the API's TenantSettingsSerializer (one set of rules for both), plus the
+    reserved slugs that tenant_create refuses."""
+
+    class Meta:
+        model = Tenant
+        fields = [
+            "name",
+            "slug",
+            "timezone",
+            "prediction_target",
+            "contact_signals",
+            "activity_signals",
+            "horizon_days",
+            "budget_max_messages",
+            "budget_per_days",
+            "scoring_interval_minutes",
+            "training_interval_days",
+            "allowed_origins",
+        ]
+
+    def clean_slug(self) -> str:
+        slug = self.cleaned_data["slug"]
+        if self.instance.pk is None or slug != self.instance.slug:
+            try:
+                tenant_slug_check(slug)
+            except TenantSlugReserved as exc:
+                raise forms.ValidationError(str(exc)) from None
+        return slug
+
+    def clean(self) -> dict[str, Any]:
+        data: dict[str, Any] = super().clean() or {}
+        shape = tenant_settings(self.instance)
+        present = [f for f in _SETTINGS_PATHS if f in self.fields and f not in self.errors]
+        for field in present:
+            *parents, leaf = _SETTINGS_PATHS[field]
+            target = shape
+            for part in parents:
+                target = target[part]
+            target[leaf] = data.get(field)
+        serializer = TenantSettingsSerializer(data=shape)
+        if serializer.is_valid():
+            valid = serializer.validated_data
+            for field in present:
+                value: Any = valid
+                for part in _SETTINGS_PATHS[field]:
+                    value = value[part]
+                data[field] = value
+            return data
+        for field in present:
+            errors: Any = serializer.errors
+            for part in _SETTINGS_PATHS[field]:
+                errors = errors.get(part) if isinstance(errors, dict) else None
+            if errors:
+                flat = errors if isinstance(errors, list) else [str(errors)]
+                self.add_error(field, [str(e) for e in flat])
+        return data
+
+
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
+    form = TenantForm
     list_display = ["name", "slug", "prediction_target", "horizon_days", "scoring_interval_minutes"]
     search_fields = ["name", "slug"]
     readonly_fields = ["publishable_key", "identity_secret", "created_at"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.db import models
 from django.http import HttpRequest
@@ -24,6 +25,27 @@ def admin_tenant_ids(request: HttpRequest) -> list[int]:
         )
         request._admin_tenant_ids = cached  # type: ignore[attr-defined]
     return cached
+
+
+class SameTenantReferencesForm(forms.ModelForm):
+    """Every row a tenant-owned row points at belongs to the same tenant, whatever the choices
+    offered to a user who administers several tenants."""
+
+    def clean(self) -> dict[str, Any]:
+        data: dict[str, Any] = super().clean() or {}
+        tenant = data.get("tenant") if "tenant" in self.fields else None
+        tenant_id = tenant.pk if isinstance(tenant, Tenant) else getattr(self.instance, "tenant_id", None)
+        if tenant_id is None:
+            return data
+        for name, value in list(data.items()):
+            if name == "tenant":
+                continue
+            related = value if isinstance(value, models.QuerySet | list | tuple) else [value]
+            for item in related:
+                if isinstance(item, TenantOwned) and item.tenant_id != tenant_id:
+                    self.add_error(name, "This belongs to another tenant.")
+                    break
+        return data
 
 
 class TenantScopedAdmin(admin.ModelAdmin):
@@ -50,6 +72,14 @@ class TenantScopedAdmin(admin.ModelAdmin):
             kwargs["queryset"] = related.objects.unscoped()
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        """A row never changes tenant: moving it would leave references across tenants (an
+        outreach of A pointing at a playbook now in B). Superusers included."""
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and isinstance(obj, TenantOwned) and "tenant" not in fields:
+            fields.append("tenant")
+        return fields
+
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         form = super().get_form(request, obj, change, **kwargs)
         tenant_field = form.base_fields.get("tenant")
@@ -57,7 +87,7 @@ class TenantScopedAdmin(admin.ModelAdmin):
             ids = admin_tenant_ids(request)
             if len(ids) == 1 and obj is None:
                 tenant_field.initial = ids[0]
-        return form
+        return type(form.__name__, (SameTenantReferencesForm, form), {})
 
     def _is_tenant_admin(self, request: HttpRequest, obj: Any = None) -> bool:
         if not request.user.is_active or not request.user.is_staff:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 from typing import Any, final
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from rest_framework import status
-from rest_framework.exceptions import NotAuthenticated, PermissionDenied
+from rest_framework.exceptions import NotAuthenticated, NotFound, PermissionDenied
 from rest_framework.generics import GenericAPIView
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
@@ -28,6 +29,33 @@ class ContractCursorPagination(CursorPagination):
 
     def get_paginated_response(self, data: Any) -> Response:
         return Response({"results": data, "next": self.get_next_link()})
+
+    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> Any:
+        self._model = queryset.model
+        return super().paginate_queryset(queryset, request, view)
+
+    def decode_cursor(self, request: Request) -> Any:
+        """DRF's decoding, plus a position that the ordering column can hold: a crafted cursor
+        (a string where a UUID or a number goes, NUL, out of range) is a 404, never a 500."""
+        cursor = super().decode_cursor(request)
+        if cursor is None or cursor.position is None:
+            return cursor
+        name = self.ordering[0].lstrip("-") if isinstance(self.ordering, list | tuple) else "pk"
+        model = getattr(self, "_model", None)
+        if model is None:
+            return cursor
+        field = model._meta.pk if name == "pk" else model._meta.get_field(name)
+        try:
+            if "\x00" in str(cursor.position):
+                raise ValueError("NUL")
+            value = field.to_python(cursor.position)
+            if isinstance(value, int) and not -(2**63) <= value < 2**63:
+                raise ValueError("out of range")
+            if hasattr(value, "year") and hasattr(value, "tzinfo") and value.tzinfo is None:
+                raise ValueError("naive datetime")
+        except (DjangoValidationError, ValueError, TypeError, OverflowError):
+            raise NotFound(self.invalid_cursor_message) from None
+        return cursor
 
     def get_paginated_response_schema(self, schema: dict) -> dict:
         return {

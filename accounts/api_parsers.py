@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from rest_framework.exceptions import ParseError
+from django.conf import settings
+from rest_framework import status
+from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import JSONParser
 
 MAX_JSON_DEPTH = 64
@@ -62,13 +64,37 @@ def loads_limited(body: bytes | str, limit: int = MAX_JSON_DEPTH) -> Any:
     return data
 
 
+class BodyTooLarge(APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "Request body too large."
+    default_code = "too_large"
+
+
+def read_limited(stream: Any, limit: int) -> bytes:
+    """At most `limit` bytes of the body, or BodyTooLarge: DRF reads the raw stream, so Django's
+    DATA_UPLOAD_MAX_MEMORY_SIZE never applies to it."""
+    if stream is None:
+        return b""
+    raw = stream.read(limit + 1)
+    if len(raw) > limit:
+        raise BodyTooLarge(f"Request body over {limit} bytes.")
+    return raw
+
+
 class LimitedJSONParser(JSONParser):
-    """DRF's JSON parser with the nesting limit (the default for every API view)."""
+    """DRF's JSON parser with a body-size limit (API_MAX_BODY_BYTES, or the view's `max_body_bytes`)
+    and the nesting limit: the default for every API view."""
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: dict | None = None) -> Any:
         parser_context = parser_context or {}
         encoding = parser_context.get("encoding", "utf-8")
-        raw = stream.read() if stream is not None else b""
+        view = parser_context.get("view")
+        limit = getattr(view, "max_body_bytes", None) or settings.API_MAX_BODY_BYTES
+        request = parser_context.get("request")
+        declared = request.META.get("CONTENT_LENGTH") if request is not None else None
+        if declared and str(declared).isdigit() and int(declared) > limit:
+            raise BodyTooLarge(f"Request body over {limit} bytes.")
+        raw = read_limited(stream, limit)
         try:
             text = raw.decode(encoding)
         except UnicodeDecodeError as exc:

@@ -72,10 +72,33 @@ def tenant_rotate_keys(
     return tenant
 
 
+# Slugs no real tenant may take: `demo` is the demo's tenant, to which /demo/app/ (on only in the
+# demo) hands out customer tokens; only the demo seed creates it.
+RESERVED_SLUGS = frozenset({"demo"})
+
+
+class TenantSlugReserved(ValueError):
+    pass
+
+
+def tenant_slug_check(slug: str) -> None:
+    """Raises TenantSlugReserved for a slug kept for the product's own use."""
+    if slug.lower() in RESERVED_SLUGS:
+        raise TenantSlugReserved(f"The slug {slug!r} is reserved; choose another")
+
+
 @transaction.atomic
 def tenant_create(
-    *, slug: str, name: str | None = None, admin_email: str | None = None, admin_password: str | None = None
+    *,
+    slug: str,
+    name: str | None = None,
+    admin_email: str | None = None,
+    admin_password: str | None = None,
+    reserved_ok: bool = False,
 ) -> tuple[Tenant, NewApiKey]:
+    """Create a tenant with its first server key. `reserved_ok` is for the demo seed only."""
+    if not reserved_ok:
+        tenant_slug_check(slug)
     if Tenant.objects.filter(slug=slug).exists():
         raise TenantExists(f"A tenant with slug {slug!r} already exists")
     tenant = Tenant.objects.create(slug=slug, name=name or slug.replace("-", " ").title())
@@ -97,11 +120,18 @@ def user_get_or_create(*, email: str, password: str | None = None) -> User:
 
 def membership_set(*, tenant: Tenant, user: User, role: str) -> Membership:
     membership, _ = Membership.objects.update_or_create(tenant=tenant, user=user, defaults={"role": role})
-    if role == Membership.Role.ADMIN and not user.is_staff:
-        # Tenant admins configure their tenant in the (tenant-scoped) Django admin.
-        user.is_staff = True
-        user.save(update_fields=["is_staff"])
-    return membership
+    return membership  # accounts.receivers keeps user.is_staff in step
+
+
+def user_sync_staff(*, user: User) -> bool:
+    """Tenant admins configure their tenant in the (tenant-scoped) Django admin, so `is_staff`
+    follows whether the user is an admin of any tenant: a demoted or removed admin loses it.
+    Superusers keep it. Returns the new value. Runs after every membership save or delete."""
+    staff = user.is_superuser or Membership.objects.filter(user=user, role=Membership.Role.ADMIN).exists()
+    if user.is_staff != staff:
+        User.objects.filter(pk=user.pk).update(is_staff=staff)
+        user.is_staff = staff
+    return staff
 
 
 def audit_record(

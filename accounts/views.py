@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_POST
 
 from accounts.models import ApiKey, Membership
@@ -28,7 +29,7 @@ def home(request: TenantRequest) -> HttpResponse:
 @tenant_view(min_role=Membership.Role.ADMIN)
 def keys(request: TenantRequest) -> HttpResponse:
     tenant = request.tenant
-    return render(
+    response = render(
         request,
         "accounts/keys.html",
         {
@@ -36,6 +37,10 @@ def keys(request: TenantRequest) -> HttpResponse:
             "new_secret": request.session.pop("new_secret_key", None),
         },
     )
+    # A one-time secret and the identity secret: never kept by a browser or proxy cache.
+    add_never_cache_headers(response)
+    response["Cache-Control"] = "no-store, no-cache, must-revalidate, max-age=0, private"
+    return response
 
 
 @require_POST

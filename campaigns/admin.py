@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django import forms
@@ -10,8 +9,10 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
+from rest_framework.exceptions import ParseError
 
 from accounts.admin_base import ReadOnlyTenantAdmin, TenantScopedAdmin, admin_tenant_ids
+from accounts.api_parsers import loads_limited
 from accounts.models import Tenant
 from campaigns.conditions import ConditionError, parse_condition, render_text
 from campaigns.models import Campaign, Incident, Outreach, Playbook
@@ -41,11 +42,30 @@ def _bounded(bound: Bound, value: Any) -> int:
         raise forms.ValidationError(str(exc)) from None
 
 
+class LimitedJSONField(forms.JSONField):
+    """The admin's JSON fields with the API's nesting limit: a 100,000-deep value is a form error,
+    not a RecursionError."""
+
+    def to_python(self, value: Any) -> Any:
+        if isinstance(value, str) and value.strip() and not self.disabled:
+            try:
+                loads_limited(value)
+            except ParseError as exc:
+                raise forms.ValidationError(str(exc.detail)) from None
+        return super().to_python(value)
+
+
+JSON_FIELDS = dict.fromkeys(
+    ("trigger", "action", "audience", "affected", "notice", "follow_up"), LimitedJSONField
+)
+
+
 class PlaybookForm(forms.ModelForm):
     """Trigger and action are validated like the API does; errors name the bad part."""
 
     class Meta:
         model = Playbook
+        field_classes = JSON_FIELDS
         fields = ["tenant", *PLAYBOOK_FIELDS]
 
     def clean_trigger(self) -> Any:
@@ -64,6 +84,7 @@ class PlaybookForm(forms.ModelForm):
 class CampaignForm(forms.ModelForm):
     class Meta:
         model = Campaign
+        field_classes = JSON_FIELDS
         fields = ["tenant", "name", "audience", "action", "send_at", "holdout_percent", "status"]
 
     def clean_holdout_percent(self) -> int:
@@ -79,6 +100,7 @@ class CampaignForm(forms.ModelForm):
 class IncidentForm(forms.ModelForm):
     class Meta:
         model = Incident
+        field_classes = JSON_FIELDS
         fields = [
             "tenant",
             "component",
@@ -130,6 +152,8 @@ class PlaybookAdmin(TenantScopedAdmin):
         trigger = form.base_fields.get("trigger")
         if trigger is not None:  # the "Preview matches" button (admin_preview.js) posts here
             trigger.widget.attrs["data-preview-url"] = reverse("admin:campaigns_playbook_preview")
+            if obj is not None:  # the tenant is read-only on the change page: no field to read it from
+                trigger.widget.attrs["data-tenant"] = str(obj.tenant_id)
         return form
 
     def preview_view(self, request: HttpRequest) -> JsonResponse:
@@ -150,9 +174,10 @@ class PlaybookAdmin(TenantScopedAdmin):
         if tenant is None:
             return JsonResponse({"error": "tenant: not found"}, status=404)
         try:
-            trigger = json.loads(request.POST.get("trigger", ""))
-        except ValueError:
-            return JsonResponse({"error": "trigger: not valid JSON"}, status=400)
+            trigger = loads_limited(request.POST.get("trigger", ""))
+        except ParseError as exc:
+            detail = "nested too deeply" if "nested" in str(exc.detail) else "not valid JSON"
+            return JsonResponse({"error": f"trigger: {detail}"}, status=400)
         try:
             result = playbook_preview(tenant=tenant, trigger=trigger)
         except ConditionError as exc:

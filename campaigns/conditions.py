@@ -318,7 +318,14 @@ def _leaf_sql(leaf: Leaf, col: str) -> tuple[str, list[Any]]:
 
 
 def _jsonb_number(col: str) -> str:
-    return f"(CASE WHEN jsonb_typeof({col}) = 'number' THEN ({col})::double precision END)"
+    """A jsonb attribute as double precision, NULL (so the leaf is false) for anything else,
+    including numbers double precision cannot hold (4,000 digits, 1e-400): a direct cast would
+    raise NumericValueOutOfRange and fail the whole query. The nested CASE fixes the order."""
+    num = f"({col})::numeric"
+    return (
+        f"(CASE WHEN jsonb_typeof({col}) = 'number' THEN CASE WHEN abs({num}) < 1e308"
+        f" AND ({num} = 0 OR abs({num}) > 1e-307) THEN {num}::double precision END END)"
+    )
 
 
 def columns_for(metrics: Sequence[Metric], alias: str = "f") -> dict[Metric, str]:

@@ -83,7 +83,8 @@ def _email_message(outreach: Outreach) -> EmailMultiAlternatives:
         "unsubscribe_url": link,
     }
     message = EmailMultiAlternatives(
-        subject=rendered.title.replace("\n", " ")[:200],
+        # A header: every run of whitespace or control characters (CR, LF, ...) becomes one space.
+        subject=header_text(rendered.title)[:200],
         body=render_to_string("campaigns/email/message.txt", context),
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[customer.email],
@@ -95,6 +96,24 @@ def _email_message(outreach: Outreach) -> EmailMultiAlternatives:
     )
     message.attach_alternative(render_to_string("campaigns/email/message.html", context), "text/html")
     return message
+
+
+def header_text(value: str) -> str:
+    """Text safe for a mail header: no CR/LF or other control characters (BadHeaderError)."""
+    return " ".join("".join(ch if ch.isprintable() else " " for ch in value).split())
+
+
+def _mark_email_failed(tenant: Tenant, outreach: Outreach, exc: Exception) -> None:
+    """A message that can never be sent (not a transient error): recorded on the row, not retried."""
+    reason = f"email: failed ({type(exc).__name__})"
+    if (
+        Outreach.objects.for_tenant(tenant)
+        .filter(pk=outreach.pk, email_sent_at=None, suppressed_reason="")
+        .update(suppressed_reason=reason[:200])
+    ):
+        OutreachEvent.objects.create(
+            tenant=tenant, outreach=outreach, kind="email_failed", data={"error": str(exc)[:500]}
+        )
 
 
 def _send_email(tenant: Tenant, outreach: Outreach) -> str:
@@ -149,6 +168,9 @@ def outreach_deliver(*, tenant: Tenant, outreach_ids: list) -> None:
         except (smtplib.SMTPException, OSError) as exc:
             log.warning("email for outreach %s failed: %s", outreach.pk, exc)
             failed = exc
+        except (ValueError, UnicodeError) as exc:  # BadHeaderError and the like: this row only
+            log.warning("email for outreach %s cannot be built: %s", outreach.pk, exc)
+            _mark_email_failed(tenant, outreach, exc)
     if failed is not None:
         raise failed
 

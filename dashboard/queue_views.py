@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.contrib import messages
@@ -289,7 +289,7 @@ def _act(request: TenantRequest, outreach_id: Any, action: str) -> HttpResponse:
         elif action == "snooze":
             until = _parse_until(request.POST.get("until", ""), tenant)
             if until is None:
-                raise queue.QueueError("Pick a date to snooze until.")
+                raise queue.QueueError("Pick a valid date to snooze until.")
             queue.outreach_snooze(tenant=tenant, outreach_id=outreach.pk, user=user, until=until)
             messages.success(request, f"Snoozed until {timezone.localtime(until, tenant.tz):%Y-%m-%d %H:%M}.")
     except queue.QueueError as exc:
@@ -299,14 +299,19 @@ def _act(request: TenantRequest, outreach_id: Any, action: str) -> HttpResponse:
 
 
 def _parse_until(value: str, tenant: Tenant) -> datetime | None:
-    parsed = parse_datetime(value) if "T" in value else None
-    if parsed is None:
-        day = parse_date(value) if value else None
-        if day is None:
-            return None
-        return datetime(day.year, day.month, day.day, 9, 0, tzinfo=tenant.tz)
-    if timezone.is_naive(parsed):
-        parsed = timezone.make_aware(parsed, tenant.tz)
+    """The snooze date: None for a missing or impossible one (2025-02-30, year 9999 in UTC)."""
+    try:
+        parsed = parse_datetime(value) if "T" in value else None
+        if parsed is None:
+            day = parse_date(value) if value else None
+            if day is None:
+                return None
+            parsed = datetime(day.year, day.month, day.day, 9, 0, tzinfo=tenant.tz)
+        elif timezone.is_naive(parsed):
+            parsed = timezone.make_aware(parsed, tenant.tz)
+        parsed.astimezone(UTC)  # out of range once in UTC raises here, not in the database
+    except (ValueError, OverflowError):
+        return None
     return parsed
 
 

@@ -134,7 +134,7 @@ def demo_seed(
 ) -> Tenant:
     tenant = Tenant.objects.filter(slug=DEMO_SLUG).first()
     if tenant is None:
-        tenant, _ = tenant_create(slug=DEMO_SLUG, name="Demo Software Inc.")
+        tenant, _ = tenant_create(slug=DEMO_SLUG, name="Demo Software Inc.", reserved_ok=True)
     tenant.allowed_origins = ["http://127.0.0.1:8000", "http://localhost:8000"]
     tenant.save(update_fields=["allowed_origins"])
     membership_set(

@@ -6,6 +6,7 @@ import time
 from datetime import timedelta
 
 import jwt
+from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
@@ -26,8 +27,12 @@ def demo_token(*, tenant: Tenant, external_id: str, lifetime: timedelta = timede
 def demo_app(request: HttpRequest) -> HttpResponse:
     """A pretend tenant product page that embeds the widget for one of the demo tenant's customers.
 
-    Only the demo tenant (`seed_demo`) has one; elsewhere it is a 404.
+    It mints customer tokens for whoever asks, so it exists only in the demo (settings.DEMO: DEBUG,
+    or DEMO=1, which `make demo` sets) and only for the demo tenant, whose slug no real tenant can
+    take (accounts.services.RESERVED_SLUGS); elsewhere it is a 404.
     """
+    if not settings.DEMO:
+        raise Http404("The demo is off")
     tenant = Tenant.objects.filter(slug=DEMO_SLUG).first()
     if tenant is None:
         raise Http404("No demo tenant")

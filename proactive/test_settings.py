@@ -3,6 +3,8 @@ the embedded defaults when not."""
 
 import os
 import socket
+import tempfile
+from pathlib import Path
 
 
 def _listening(port: int) -> bool:
@@ -13,6 +15,7 @@ def _listening(port: int) -> bool:
         return False
 
 
+os.environ.setdefault("ENV_FILE", "")  # a developer's .env must not change what the suite runs against
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
 os.environ.setdefault("DEBUG", "0")
 os.environ.setdefault("HTTPS_ONLY", "0")
@@ -27,5 +30,9 @@ from proactive.settings import *  # noqa: E402, F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
+# Production's manifest storage (hashed names, strict), without the compression step: tests/conftest.py
+# collects into this per-process folder once per session, so a template naming a missing file or a
+# vendored file pointing at one fails here as it would in production.
+STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"  # noqa: F405
+STATIC_ROOT = Path(tempfile.gettempdir()) / f"proactive-test-static-{os.getpid()}"
 WHITENOISE_USE_FINDERS = True

@@ -31,3 +31,8 @@ urlpatterns = [
 
 admin.site.site_header = "Proactive administration"
 admin.site.site_title = "Proactive admin"
+
+handler400 = "proactive.errors.bad_request"
+handler403 = "proactive.errors.permission_denied"
+handler404 = "proactive.errors.page_not_found"
+handler500 = "proactive.errors.server_error"

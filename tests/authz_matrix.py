@@ -18,6 +18,10 @@ MATRIX: dict[str, str] = {
     'accounts:keys_rotate': '-----++',
     'accounts:login': '+++++++',
     'accounts:logout': '-------',  # POST logs out and redirects to the login page: no role keeps access
+    'accounts:password_reset': '+++++++',  # public: asks for an email
+    'accounts:password_reset_complete': '+++++++',
+    'accounts:password_reset_confirm': '+++++++',  # public page; only a valid token (emailed) sets a password
+    'accounts:password_reset_done': '+++++++',
     'admin/(?P<url>.*)$': '-------',  # admin catch-all: 404 for everyone
     'admin/accounts/apikey/<path:object_id>/': '-----++',
     'admin/accounts/auditlog/<path:object_id>/': '-----++',

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import shutil
+
 import pytest
 from django.test import Client
 
@@ -45,3 +47,15 @@ def agent_client(tenant):
 @pytest.fixture
 def viewer_client(tenant):
     return _member_client(tenant, Membership.Role.VIEWER)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def collected_static(tmp_path_factory):
+    """Collect static files once, with the manifest storage production uses (test_settings)."""
+    from django.conf import settings
+    from django.core.management import call_command
+
+    settings.STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+    call_command("collectstatic", interactive=False, verbosity=0, clear=True)
+    yield settings.STATIC_ROOT
+    shutil.rmtree(settings.STATIC_ROOT, ignore_errors=True)

@@ -20,6 +20,8 @@ from django.contrib.contenttypes.models import ContentType
 from django.core import signing
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
 
 from accounts.models import Membership, Tenant
 from accounts.scoping import TenantOwned
@@ -33,6 +35,10 @@ PUBLIC = {
     "schema",
     "accounts:login",
     "accounts:logout",
+    "accounts:password_reset",
+    "accounts:password_reset_done",
+    "accounts:password_reset_confirm",
+    "accounts:password_reset_complete",
     "admin:login",
     "admin:logout",
     "admin:jsi18n",
@@ -132,6 +138,11 @@ GLOBAL_ADMIN_APPS = {"auth", "django_celery_beat"}
 # url name -> {param: how to find tenant B's value}. Add new routes here.
 URL_OBJECT_PARAMS: dict[str, dict] = {
     "accounts:key_revoke": {"prefix": lambda w: w.of(apps.get_model("accounts.ApiKey")).prefix},
+    # A reset link for tenant B's admin with a token that is not valid: it must change nothing.
+    "accounts:password_reset_confirm": {
+        "uidb64": lambda w: urlsafe_base64_encode(force_bytes(w.of(Membership).user_id)),
+        "token": lambda w: "set-password",
+    },
     # Tenant pages (dashboard.urls, dashboard.playbook_urls): tenant B's objects.
     "dashboard:customer": {"external_id": lambda w: w.of(apps.get_model("proactive.Customer")).external_id},
     "dashboard:run": {"run_id": _pk("proactive.PipelineRun")},

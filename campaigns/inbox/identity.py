@@ -87,6 +87,6 @@ def customer_from_token(token: str, tenant: InboxTenant) -> str:
     ):
         raise InboxAuthError("invalid token: exp more than 24 h ahead")
     sub = claims["sub"]
-    if not isinstance(sub, str) or not sub or len(sub) > 255:
+    if not isinstance(sub, str) or not sub or len(sub) > 255 or "\x00" in sub:
         raise InboxAuthError("invalid token: bad sub")
     return sub

@@ -37,7 +37,7 @@
       const tenant = form.querySelector("[name=tenant]");
       const body = new URLSearchParams();
       body.set("trigger", trigger.value);
-      body.set("tenant", tenant ? tenant.value : "");
+      body.set("tenant", tenant ? tenant.value : trigger.dataset.tenant || "");
       button.disabled = true;
       show("Counting…", "", false);
       try {

@@ -46,3 +46,10 @@ def test_an_existing_slug_is_an_error(db):
 def test_a_bad_slug_is_an_error(db):
     with pytest.raises(CommandError, match="not a valid slug"):
         call_command("create_tenant", "no spaces", stdout=StringIO())
+
+
+@pytest.mark.parametrize("slug", ["demo", "DEMO"])
+def test_the_demo_slug_is_reserved(db, slug):
+    with pytest.raises(CommandError, match="reserved"):
+        call_command("create_tenant", slug, stdout=StringIO())
+    assert not Tenant.objects.filter(slug__iexact="demo").exists()

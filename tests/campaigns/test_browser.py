@@ -71,7 +71,8 @@ def login(browser, live_server, email):
     return page
 
 
-def test_agent_sends_and_the_customer_sees_it_in_the_widget(live_server, browser, transactional_db):
+def test_agent_sends_and_the_customer_sees_it_in_the_widget(live_server, browser, transactional_db, settings):
+    settings.DEMO = True  # /demo/app/ exists only in the demo
     ARTIFACTS.mkdir(exist_ok=True)
     tenant = TenantFactory(slug="demo", name="Demo Software Inc.")
     first = MembershipFactory(tenant=tenant, role=Membership.Role.AGENT, user__email="first@demo.test").user

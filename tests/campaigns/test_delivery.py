@@ -92,3 +92,51 @@ def test_a_tampered_unsubscribe_token_is_a_404(tenant, email_outreach):
     assert Client().post(f"/email/unsubscribe/{token[:-2]}xx/").status_code == 404
     email_outreach.customer.refresh_from_db()
     assert email_outreach.customer.email_unsubscribed_at is None
+
+
+def _email_to(tenant, name, email):
+    customer = CustomerFactory(tenant=tenant, name=name, email=email)
+    return OutreachFactory(
+        tenant=tenant,
+        customer=customer,
+        channel="email",
+        status="sent",
+        sent_at=timezone.now(),
+        title="Hello {{ customer.name }}",
+        body="Body",
+    )
+
+
+def test_a_cr_or_lf_in_a_name_used_in_the_subject_does_not_stop_the_batch(tenant):
+    rows = [
+        _email_to(tenant, name, f"c{i}@customer.test")
+        for i, name in enumerate(["Ada", "Eve\rBcc: x@evil.test", "Bob\n\u2028Smith", "Zed"])
+    ]
+    outreach_deliver(tenant=tenant, outreach_ids=[o.pk for o in rows])
+    assert len(mail.outbox) == 4
+    subjects = sorted(m.subject for m in mail.outbox)
+    assert "Hello Eve Bcc: x@evil.test" in subjects and "Hello Bob Smith" in subjects
+    assert all("\r" not in s and "\n" not in s for s in subjects)
+    assert (
+        Outreach.objects.for_tenant(tenant).filter(pk__in=[o.pk for o in rows], email_sent_at=None).count()
+        == 0
+    )
+
+
+def test_a_message_that_cannot_be_built_is_marked_and_the_rest_are_sent(tenant):
+    from django.core.mail import BadHeaderError
+
+    rows = [_email_to(tenant, "Ada", f"c{i}@customer.test") for i in range(3)]
+    real = mail.EmailMultiAlternatives.send
+
+    def send(self, *args, **kwargs):
+        if self.to == ["c1@customer.test"]:
+            raise BadHeaderError("Header values can't contain newlines")
+        return real(self, *args, **kwargs)
+
+    with mock.patch("django.core.mail.EmailMultiAlternatives.send", send):
+        outreach_deliver(tenant=tenant, outreach_ids=[o.pk for o in rows])
+    assert sorted(m.to[0] for m in mail.outbox) == ["c0@customer.test", "c2@customer.test"]
+    bad = Outreach.objects.for_tenant(tenant).get(pk=rows[1].pk)
+    assert bad.email_sent_at is None and bad.suppressed_reason == "email: failed (BadHeaderError)"
+    assert OutreachEvent.objects.for_tenant(tenant).filter(outreach=bad, kind="email_failed").count() == 1

@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.validators import validate_slug
 
-from accounts.services import TenantExists, tenant_create
+from accounts.services import TenantExists, TenantSlugReserved, tenant_create
 
 
 class Command(BaseCommand):
@@ -31,7 +31,7 @@ class Command(BaseCommand):
                 admin_email=opts["admin_email"],
                 admin_password=opts["admin_password"],
             )
-        except TenantExists as exc:
+        except (TenantExists, TenantSlugReserved) as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(
             json.dumps(
