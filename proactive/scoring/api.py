@@ -8,7 +8,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.api_base import ContractCursorPagination, TenantAPIView
+from accounts.api_base import ContractCursorPagination, KeysetPagination, TenantAPIView
 from proactive.models import RiskModel, RiskScore
 from proactive.scoring.selectors import model_as_contract
 
@@ -28,8 +28,8 @@ class ScoreOutputSerializer(serializers.Serializer):
     reasons = ReasonSerializer(many=True)
 
 
-class ScorePagination(ContractCursorPagination):
-    ordering = ("-score", "-id")
+class ScorePagination(KeysetPagination):
+    key_field = "score"
 
 
 class ScoreListView(TenantAPIView):
