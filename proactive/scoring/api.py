@@ -50,11 +50,23 @@ class ScoreListView(TenantAPIView):
         return self.get_paginated_response(ScoreOutputSerializer(page, many=True).data)
 
 
+@extend_schema_serializer(component_name="BaselineMetrics")
+class BaselineMetricsSerializer(serializers.Serializer):
+    """A baseline fitted in the same training run, measured on the same validation rows."""
+
+    auc = serializers.FloatField(allow_null=True)
+    pr_auc = serializers.FloatField(allow_null=True)
+    brier = serializers.FloatField(allow_null=True)
+    calibration_error = serializers.FloatField(allow_null=True)
+    distinct_scores = serializers.IntegerField(allow_null=True)
+
+
 class ModelMetricsSerializer(serializers.Serializer):
     auc = serializers.FloatField(allow_null=True)
     pr_auc = serializers.FloatField(allow_null=True)
     brier = serializers.FloatField(allow_null=True)
     base_rate = serializers.FloatField(allow_null=True)
+    baselines = serializers.DictField(child=BaselineMetricsSerializer())
 
 
 class ModelOutputSerializer(serializers.Serializer):
