@@ -180,6 +180,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--datasets", nargs="+", default=["demo", "lifetimes-example"])
     parser.add_argument("--project-only", action="store_true", help="only what older code can run too")
+    parser.add_argument("--prepare", action="store_true", help="only create and load the datasets")
     parser.add_argument("--tag", default="")
     args = parser.parse_args()
     results = []
@@ -201,6 +202,8 @@ def main() -> None:
 
                     last = SignalDaily.objects.for_tenant(tenant).order_by("-day").first()
                     end = datetime.combine(last.day, datetime.min.time(), tzinfo=UTC) + timedelta(days=1)
+            if args.prepare:
+                continue
             result = {"dataset": dataset, "seed": seed, **evaluate(tenant, end, args.project_only)}
             print(json.dumps(result), flush=True)
             results.append(result)

@@ -52,9 +52,12 @@ def choose_cutoffs(
     horizon = timedelta(days=horizon_days)
     validation = [as_of - horizon - i * step for i in range(N_VALIDATION_CUTOFFS)]
     training = [min(validation) - horizon - i * step for i in range(N_TRAIN_CUTOFFS)]
-    closed = []
-    while not closed or closed[-1] - step >= min(training):
-        closed.append(as_of - horizon - len(closed) * step)
+    closed = set(validation + training)
+    k = 0
+    while as_of - horizon - k * step > min(training):
+        closed.add(as_of - horizon - k * step)
+        k += 1
+    closed = sorted(closed)
     if earliest is not None:
         validation = [c for c in validation if c > earliest]
         training = [c for c in training if c > earliest]

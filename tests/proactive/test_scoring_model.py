@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import numpy as np
 import pytest
 
 from proactive.scoring import model as ml
 from proactive.scoring.registry import compare
+from proactive.scoring.training import choose_cutoffs
 
 
 def _synthetic(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -91,3 +94,14 @@ def test_paired_differences_see_a_worse_model_and_beta_calibration_keeps_every_d
     assert len(np.unique(p)) == len(np.unique(margin))  # strictly increasing: no ties added
     assert np.all(np.diff(p[np.argsort(margin, kind="stable")]) >= 0)
     assert ml.calibration_error(y, p) < 0.01
+
+
+@pytest.mark.parametrize("horizon", [3, 10, 14, 84])
+def test_the_refit_uses_every_closed_cutoff_and_the_selection_ones_are_purged(horizon):
+    as_of = datetime(2025, 6, 1, tzinfo=UTC)
+    train, validation, closed = choose_cutoffs(as_of=as_of, horizon_days=horizon, earliest=None)
+    h = timedelta(days=horizon)
+    assert closed[-1] == as_of - h and max(closed) + h <= as_of  # every label window has closed
+    assert set(train) | set(validation) <= set(closed)
+    assert max(train) + h <= min(validation)  # purged: no training label after a validation cut-off
+    assert len(closed) > len(train) + len(validation) or horizon <= 7
