@@ -47,11 +47,19 @@ from psycopg.types.json import Jsonb  # noqa: E402
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score  # noqa: E402
 
 from accounts.models import Tenant  # noqa: E402
-from proactive.demo_data import generate_demo_data  # noqa: E402
 from proactive.ingest import customers_upsert, signals_copy_insert  # noqa: E402
 from proactive.scoring.labels import customer_first_seen, labels_for  # noqa: E402
 from proactive.scoring.registry import model_train  # noqa: E402
-from proactive.scoring.scoring import Scorer, customer_id_chunks  # noqa: E402
+from proactive.scoring.scoring import Scorer  # noqa: E402
+
+try:  # where the code being measured keeps them (they moved during a restructure)
+    from proactive.chunks import customer_id_ranges as customer_id_chunks
+except ImportError:
+    from proactive.scoring.scoring import customer_id_chunks
+try:
+    from demo.data import generate_demo_data
+except ImportError:
+    from proactive.demo_data import generate_demo_data
 
 DEMO_END = datetime(2025, 6, 1, tzinfo=UTC)
 

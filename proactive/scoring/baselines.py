@@ -36,10 +36,14 @@ def bgnbd_inputs(names: list[str], x: np.ndarray, stream: str) -> tuple[np.ndarr
     Customers without any target activity have none, over their age as a customer (days since
     sign-up or since their first signal of any kind, whichever is longer)."""
     col = {n: i for i, n in enumerate(names)}
-    days = np.nan_to_num(x[:, col[f"active_days({stream})"]], nan=0.0)
-    since_first = x[:, col[f"days_since_first({stream})"]]
-    since_active = x[:, col[f"days_since_active({stream})"]]
-    age = np.fmax(x[:, col["days_since_signup"]], x[:, col["days_since_first(*)"]])
+
+    def column(name: str) -> np.ndarray:
+        return x[:, col[name]].astype(np.float64)
+
+    days = np.nan_to_num(column(f"active_days({stream})"), nan=0.0)
+    since_first = column(f"days_since_first({stream})")
+    since_active = column(f"days_since_active({stream})")
+    age = np.fmax(column("days_since_signup"), column("days_since_first(*)"))
     none = np.isnan(since_first) | (days == 0)
     freq = np.where(none, 0.0, days - 1)
     big_t = np.where(none, np.nan_to_num(age, nan=0.0), since_first)

@@ -16,7 +16,7 @@ PARAMS: dict = {
     "max_depth": 5,
     "eta": 0.1,
     "subsample": 0.8,
-    "colsample_bytree": 0.8,
+    "colsample_bytree": 0.6,
     "min_child_weight": 5,
     "max_bin": 128,
     "eval_metric": "logloss",

@@ -34,7 +34,7 @@ N_TRAIN_CUTOFFS = 6
 N_VALIDATION_CUTOFFS = 2
 MIN_TRAIN_POSITIVES = 20
 MIN_VALIDATION_POSITIVES = 10
-MAX_TRAIN_ROWS = 500_000  # a uniform sample beyond this: boosting time grows with rows
+MAX_TRAIN_ROWS = 300_000  # a uniform sample beyond this: boosting time grows with rows
 SPLIT_SEED = 7
 
 
@@ -127,13 +127,21 @@ def build_snapshots(
         seen = np.where(first_ids[pos] == got, first_seen[pos], np.nan)
         for i, (cutoff, values) in enumerate(zip(cutoffs, matrices, strict=True)):
             keep = seen <= cutoff.timestamp()  # NaN (never seen) is never kept
-            xs.append(values[keep])
+            xs.append(values[keep].astype(np.float32))  # what XGBoost uses; half the memory
             ids.append(got[keep])
             idx.append(np.full(int(keep.sum()), i, dtype=np.int64))
             ages.append((cutoff.timestamp() - seen[keep]) / 86400)
     if not xs:
         empty = np.empty(0, dtype=np.int64)
-        return Snapshots(names, np.empty((0, len(names))), np.empty(0), empty, empty, cutoffs, np.empty(0))
+        return Snapshots(
+            names,
+            np.empty((0, len(names)), dtype=np.float32),
+            np.empty(0),
+            empty,
+            empty,
+            cutoffs,
+            np.empty(0),
+        )
     customer_ids, cutoff_index = np.concatenate(ids), np.concatenate(idx)
     y = labels_for(
         tenant=tenant,
