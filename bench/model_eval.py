@@ -10,7 +10,7 @@ scores. The baselines of the same training run (BG/NBD and a plain XGBoost on wi
 both refitted on the same cut-offs as the project's model) are measured on the same rows.
 
 Datasets:
-- `demo`: `proactive.demo_data` (target `contact`, 14 days), one tenant per seed;
+- `demo`: `demo.data` (target `contact`, 14 days), one tenant per seed;
 - `lifetimes-example`: `example_transactions.csv` shipped in the `lifetimes` wheel (5,000 customers'
   dated purchases; target `inactivity` of `purchase`, 28 days). Not the CDNOW log that also ships
   there: that one is kept as an unseen check.

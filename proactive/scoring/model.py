@@ -101,6 +101,34 @@ def calibration_fit(margin: np.ndarray, y: np.ndarray) -> dict:
     return {"method": "platt", "a": float(lr.coef_[0, 0]), "b": float(lr.intercept_[0])}
 
 
+def _logit(q: np.ndarray) -> np.ndarray:
+    q = np.clip(np.nan_to_num(np.asarray(q, dtype=np.float64), nan=0.5), 1e-6, 1 - 1e-6)
+    return np.log(q) - np.log1p(-q)
+
+
+def stack_fit(margin: np.ndarray, prior: np.ndarray, y: np.ndarray, feature: str) -> dict | None:
+    """Calibrate the margin together with a baseline's probability (`prior`, e.g. BG/NBD's):
+    p = sigmoid(a * margin + b * logit(prior) + c), fitted on rows neither model trained on.
+    On little data the boosted model is noisy where the recency-frequency view is not; the
+    blend keeps both. None unless both weights are positive (then the order stays readable:
+    riskier by the model or by the baseline means a higher score)."""
+    lr = LogisticRegression(C=1e4).fit(np.column_stack([margin, _logit(prior)]), y)
+    a, b = (float(v) for v in lr.coef_[0])
+    if a <= 0 or b <= 0:
+        return None
+    return {"method": "stack", "a": a, "b": b, "c": float(lr.intercept_[0]), "feature": feature}
+
+
+def predict(booster: xgb.Booster, calibration: dict, names: list[str], x: np.ndarray) -> np.ndarray:
+    """Calibrated probabilities of a stored model for feature rows `x` (columns in `names` order)."""
+    margin = margins(booster, x)
+    if calibration.get("method") == "stack":
+        prior = _logit(x[:, names.index(calibration["feature"])])
+        z = calibration["a"] * margin + calibration["b"] * prior + calibration["c"]
+        return 1.0 / (1.0 + np.exp(-z))
+    return calibration_apply(calibration, margin)
+
+
 def calibration_apply(calibration: dict, margin: np.ndarray) -> np.ndarray:
     method = calibration.get("method")
     if method == "beta":

@@ -109,7 +109,7 @@ def _compare_with_active(tenant: Tenant, current: RiskModel, outcome: training.O
         names=list(current.feature_names),
         evaluation=rows,
     )
-    new_p = ml.calibration_apply(outcome.calibration, ml.margins(outcome.selected.booster, rows.x))
+    new_p = ml.predict(outcome.selected.booster, outcome.calibration, outcome.names, rows.x)
     old = ml.evaluate(rows.y, old_p)
     new = ml.evaluate(rows.y, new_p)
     worse = ml.paired_difference(rows.y, new_p, old_p)

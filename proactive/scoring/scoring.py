@@ -97,7 +97,7 @@ class Scorer:
             self._tick("predict", t)
             return ids, scores, reasons
         calibration = self.model.calibration if self.model else {}
-        scores = ml.calibration_apply(calibration, ml.margins(self.booster, x))
+        scores = ml.predict(self.booster, calibration, self.names, x)
         t = self._tick("predict", t)
         contribs = self.booster.predict(
             xgb.DMatrix(x, missing=np.nan, nthread=2), pred_contribs=True, approx_contribs=True

@@ -276,7 +276,11 @@ def train(*, tenant: Tenant, as_of: datetime) -> Outcome:
         ev = snaps.take(is_val & evaluation_half)
     selected = ml.fit(tr.x, tr.y, stop.x, stop.y, names)
     calibration = ml.calibration_fit(ml.margins(selected.booster, stop.x), stop.y)
-    p = ml.calibration_apply(calibration, ml.margins(selected.booster, ev.x))
+    if bgnbd is not None and bgnbd.model is not None:
+        feature = names[-1]
+        stacked = ml.stack_fit(ml.margins(selected.booster, stop.x), stop.x[:, -1], stop.y, feature)
+        calibration = stacked or calibration
+    p = ml.predict(selected.booster, calibration, names, ev.x)
     scores = _summary(ev.y, p)
     scores.update(counts)
     scores["best_iteration"] = selected.best_iteration
@@ -331,4 +335,4 @@ def predict_snapshots(
                     customer_ids=evaluation.customer_ids[rows],
                     fitted=calibration,
                 )
-    return ml.calibration_apply(calibration, ml.margins(booster, x))
+    return ml.predict(booster, calibration, names, x)
