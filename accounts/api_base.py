@@ -22,6 +22,15 @@ from accounts.api_auth import KeyPrincipal
 from accounts.models import Tenant
 
 
+def contract_list_schema(schema: dict) -> dict:
+    """The OpenAPI shape of a contract list: `{"results": [...], "next": url|null}`."""
+    return {
+        "type": "object",
+        "required": ["results", "next"],
+        "properties": {"results": schema, "next": {"type": "string", "nullable": True, "format": "uri"}},
+    }
+
+
 class ContractCursorPagination(CursorPagination):
     """`{"results": [...], "next": url|null}` as the contract says."""
 
@@ -34,11 +43,7 @@ class ContractCursorPagination(CursorPagination):
         return Response({"results": data, "next": self.get_next_link()})
 
     def get_paginated_response_schema(self, schema: dict) -> dict:
-        return {
-            "type": "object",
-            "required": ["results", "next"],
-            "properties": {"results": schema, "next": {"type": "string", "nullable": True, "format": "uri"}},
-        }
+        return contract_list_schema(schema)
 
 
 class KeysetPagination(BasePagination):
@@ -78,7 +83,7 @@ class KeysetPagination(BasePagination):
     def _encode(value: float, pk: int) -> str:
         return base64.urlsafe_b64encode(json.dumps([value, pk]).encode()).decode().rstrip("=")
 
-    def paginate_queryset(self, queryset: QuerySet, request: Request, view: Any = None) -> list:
+    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list:
         self.request = request
         key = self.key_field
         limit = self._limit(request)
@@ -107,7 +112,7 @@ class KeysetPagination(BasePagination):
         return Response({"results": data, "next": self.get_next_link()})
 
     def get_paginated_response_schema(self, schema: dict) -> dict:
-        return ContractCursorPagination.get_paginated_response_schema(self, schema)
+        return contract_list_schema(schema)
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict]:
         return [

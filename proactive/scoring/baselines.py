@@ -31,7 +31,7 @@ def bgnbd_name(stream: str, horizon: int) -> str:
     return f"bgnbd({stream}, {horizon})"
 
 
-def bgnbd_inputs(names: list[str], x: np.ndarray, stream: str) -> tuple[np.ndarray, ...]:
+def bgnbd_inputs(names: list[str], x: np.ndarray, stream: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(repeat active days, days from first to last active day, days since first) per row.
     Customers without any target activity have none, over their age as a customer (days since
     sign-up or since their first signal of any kind, whichever is longer)."""

@@ -93,7 +93,17 @@ def compare_baselines(new: dict) -> tuple[bool, str]:
 def _compare_with_active(tenant: Tenant, current: RiskModel, outcome: training.Outcome) -> tuple[bool, str]:
     """The active model on the evaluation rows whose label windows it never saw (a refitted model
     trained on every cut-off closed at its own as-of; comparing it on those would flatter it)."""
-    ev = outcome.evaluation
+    ev, selected = outcome.evaluation, outcome.selected
+    if ev is None or selected is None:
+        raise RuntimeError("a successful training outcome has evaluation rows and a selection fit")
+    if "refit_rows" in current.metrics:
+        # Refitted on every closed cut-off, it saw more recent labels than the new model's
+        # selection fit, and on rows it never saw the new one cannot be measured: the same
+        # run's baselines are the comparison.
+        return (
+            True,
+            f"the active v{current.version} was refitted on every closed cut-off: judged by the baselines",
+        )
     seen_until = (current.as_of - timedelta(days=current.horizon_days)).timestamp()
     unseen = np.array([c.timestamp() > seen_until for c in ev.cutoffs])[ev.cutoff_index]
     rows = ev.take(unseen)
@@ -109,7 +119,7 @@ def _compare_with_active(tenant: Tenant, current: RiskModel, outcome: training.O
         names=list(current.feature_names),
         evaluation=rows,
     )
-    new_p = ml.predict(outcome.selected.booster, outcome.calibration, outcome.names, rows.x)
+    new_p = ml.predict(selected.booster, outcome.calibration, outcome.names, rows.x)
     old = ml.evaluate(rows.y, old_p)
     new = ml.evaluate(rows.y, new_p)
     worse = ml.paired_difference(rows.y, new_p, old_p)

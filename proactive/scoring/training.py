@@ -52,12 +52,12 @@ def choose_cutoffs(
     horizon = timedelta(days=horizon_days)
     validation = [as_of - horizon - i * step for i in range(N_VALIDATION_CUTOFFS)]
     training = [min(validation) - horizon - i * step for i in range(N_TRAIN_CUTOFFS)]
-    closed = set(validation + training)
+    grid = set(validation + training)
     k = 0
     while as_of - horizon - k * step > min(training):
-        closed.add(as_of - horizon - k * step)
+        grid.add(as_of - horizon - k * step)
         k += 1
-    closed = sorted(closed)
+    closed = sorted(grid)
     if earliest is not None:
         validation = [c for c in validation if c > earliest]
         training = [c for c in training if c > earliest]
