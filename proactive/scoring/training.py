@@ -202,7 +202,7 @@ def _summary(y: np.ndarray, p: np.ndarray) -> dict:
     return out
 
 
-def train(*, tenant: Tenant, as_of: datetime) -> Outcome:
+def train(*, tenant: Tenant, as_of: datetime, refit_baselines: bool = False) -> Outcome:
     """Snapshots -> selection fit with early stopping -> calibration -> metrics and baselines on
     untouched rows -> refit on every closed cut-off.
 
@@ -295,8 +295,11 @@ def train(*, tenant: Tenant, as_of: datetime) -> Outcome:
         }
 
     everything = _subsample(snaps)
+    # BG/NBD is always refitted (its probability is a feature of the refitted model); the other
+    # baselines only when someone measures them beyond `as_of` (bench/model_eval.py).
     for baseline in baselines:
-        baseline.refit(everything.rows)
+        if refit_baselines or baseline is bgnbd:
+            baseline.refit(everything.rows)
     if bgnbd is not None and bgnbd.model is not None:
         calibration = {**calibration, "bgnbd": bgnbd.model.as_dict()}
         fill_bgnbd(names, everything.x, calibration["bgnbd"])
