@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import math
 from typing import Any, final
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from rest_framework import status
-from rest_framework.exceptions import NotAuthenticated, NotFound, PermissionDenied
+from rest_framework.exceptions import NotAuthenticated, NotFound, ParseError, PermissionDenied
 from rest_framework.generics import GenericAPIView
-from rest_framework.pagination import CursorPagination
+from rest_framework.pagination import BasePagination, CursorPagination, _positive_int
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from accounts.api_auth import KeyPrincipal
 from accounts.models import Tenant
+
+
+def contract_list_schema(schema: dict) -> dict:
+    """The OpenAPI shape of a contract list: `{"results": [...], "next": url|null}`."""
+    return {
+        "type": "object",
+        "required": ["results", "next"],
+        "properties": {"results": schema, "next": {"type": "string", "nullable": True, "format": "uri"}},
+    }
 
 
 class ContractCursorPagination(CursorPagination):
@@ -58,11 +71,87 @@ class ContractCursorPagination(CursorPagination):
         return cursor
 
     def get_paginated_response_schema(self, schema: dict) -> dict:
-        return {
-            "type": "object",
-            "required": ["results", "next"],
-            "properties": {"results": schema, "next": {"type": "string", "nullable": True, "format": "uri"}},
-        }
+        return contract_list_schema(schema)
+
+
+class KeysetPagination(BasePagination):
+    """Descending keyset pages over (`key_field`, pk): every row exactly once, however many share
+    a key value. DRF's CursorPagination skips past ties with an offset capped at 1,000 rows, so
+    a list with more equal values than that ended early. The cursor is the last row's
+    (value, pk), opaque to clients; a malformed one is a 400."""
+
+    key_field = "score"
+    page_size = 50
+    max_page_size = 1000
+    page_size_query_param = "limit"
+    cursor_query_param = "cursor"
+
+    def _limit(self, request: Request) -> int:
+        try:
+            return _positive_int(
+                request.query_params[self.page_size_query_param], strict=True, cutoff=self.max_page_size
+            )
+        except (KeyError, ValueError):
+            return self.page_size
+
+    def _decode(self, raw: str | None) -> tuple[float, int] | None:
+        if raw is None:
+            return None
+        try:
+            value, pk = json.loads(base64.urlsafe_b64decode(raw.encode("ascii") + b"=" * (-len(raw) % 4)))
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise ValueError
+            if isinstance(pk, bool) or not isinstance(pk, int):
+                raise ValueError
+        except (ValueError, TypeError, UnicodeError, binascii.Error):
+            raise ParseError("Invalid cursor.") from None
+        return value, pk
+
+    @staticmethod
+    def _encode(value: float, pk: int) -> str:
+        return base64.urlsafe_b64encode(json.dumps([value, pk]).encode()).decode().rstrip("=")
+
+    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list:
+        self.request = request
+        key = self.key_field
+        limit = self._limit(request)
+        after = self._decode(request.query_params.get(self.cursor_query_param))
+        queryset = queryset.order_by(f"-{key}", "-pk")
+        if after is not None:
+            value, pk = after
+            # The `lte` bound lets the (tenant, key desc, pk desc) index start at the cursor.
+            queryset = queryset.filter(
+                Q(**{f"{key}__lt": value}) | Q(**{key: value, "pk__lt": pk}), **{f"{key}__lte": value}
+            )
+        rows = list(queryset[: limit + 1])
+        self.next_after = None
+        if len(rows) > limit:
+            rows = rows[:limit]
+            self.next_after = (getattr(rows[-1], key), rows[-1].pk)
+        return rows
+
+    def get_next_link(self) -> str | None:
+        if self.next_after is None:
+            return None
+        url = self.request.build_absolute_uri()
+        return replace_query_param(url, self.cursor_query_param, self._encode(*self.next_after))
+
+    def get_paginated_response(self, data: Any) -> Response:
+        return Response({"results": data, "next": self.get_next_link()})
+
+    def get_paginated_response_schema(self, schema: dict) -> dict:
+        return contract_list_schema(schema)
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict]:
+        return [
+            {"name": self.cursor_query_param, "required": False, "in": "query", "schema": {"type": "string"}},
+            {
+                "name": self.page_size_query_param,
+                "required": False,
+                "in": "query",
+                "schema": {"type": "integer", "minimum": 1, "maximum": self.max_page_size},
+            },
+        ]
 
 
 class TenantAPIView(GenericAPIView):

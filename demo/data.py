@@ -3,7 +3,8 @@ stalls, error bursts, declining activity, and support contacts that follow them.
 
 Contacts are drawn from a daily hazard that rises after an error burst (days -3..-1), during a
 flaky-integration period (when bursts cluster), while onboarding is stalled in the first
-month, and while activity is declining, so a model
+month, while activity is declining and while a new customer explores many features, scaled by
+account traits (plan, seats, API version, integration) and a per-customer habit, so a model
 trained on the features of `proactive.features` has something real to learn. Everything is
 vectorised over (customer, day) with numpy and stored through the ingestion fast path
 (COPY -> staging -> INSERT ... ON CONFLICT + rollups); the keys are a function of the seed,
@@ -116,13 +117,26 @@ def generate_demo_data(
     after_burst = _lagged_any(burst, range(1, 4))
     stuck = (stalled[:, None]) & (tenure >= 3) & (tenure <= 30)
     fading = declining[:, None] & (since_decline >= 5) & (since_decline <= 40)
-    hazard = (
+    # Account traits matter as in a real product: bigger accounts have more people who can get
+    # stuck, the older API version and the Salesforce sync raise questions, and some customers
+    # simply reach for support more than others (a stable trait their past contacts reveal).
+    # Heavy feature use without onboarding is a second behavioural route to a question.
+    account = (
+        0.004 * (plan == "enterprise")
+        + 0.002 * np.log1p(seats)
+        + 0.003 * (api_version == "v1")
+        + 0.002 * (integration == "salesforce")
+    )
+    habit = rng.lognormal(-0.125, 0.5, n)
+    exploring = (feature_use >= 3) & (tenure < 45)
+    hazard = habit[:, None] * (
         0.001
+        + account[:, None]
         + 0.05 * after_burst
         + 0.03 * (flaky & active)
         + 0.05 * stuck
         + 0.04 * fading
-        + 0.004 * (plan == "enterprise")[:, None]
+        + 0.01 * exploring
     )
     contacts = (rng.random((n, d)) < hazard) & active
 

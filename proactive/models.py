@@ -149,7 +149,8 @@ class RiskScore(TenantOwned):
         constraints = [
             models.UniqueConstraint(fields=["tenant", "customer"], name="riskscore_tenant_cust_uniq")
         ]
-        indexes = [models.Index(fields=["tenant", "-score"], name="riskscore_tenant_score")]
+        # Keyset pages of the scores API walk (score desc, id desc) from a cursor.
+        indexes = [models.Index(fields=["tenant", "-score", "-id"], name="riskscore_tenant_score_id")]
 
 
 class RiskScoreDaily(TenantOwned):

@@ -181,19 +181,22 @@ def _signal_rows_sql(
     roll_where += f_sql
     roll_where_params += f_params
 
-    ranges_sql = " OR ".join(["(s.timestamp > %s AND s.timestamp < %s)"] * len(head_ranges))
-    ranges_params = [v for r in head_ranges for v in r]
-    edges = f" OR {ranges_sql}" if ranges_sql else ""
-    raw_where = f"s.tenant_id = %s AND s.timestamp <= %s AND s.timestamp >= %s AND (s.timestamp >= %s{edges})"
-    earliest = as_of - timedelta(days=max(windows)) if windows else today_start
-    raw_where_params = [tenant_id, as_of, earliest, today_start, *ranges_params]
     # With an id range only, `+ 0` keeps the planner on the (tenant, timestamp) index: the
     # edges are a few partial days, while (tenant, customer, timestamp) walks every signal
     # of the range (measured 0.7-1.5 s vs ~20 ms per 10k customers).
     col = "s.customer_id" if customer_ids is not None else "(s.customer_id + 0)"
     f_sql, f_params = _customer_filter(col, customer_ids, id_range)
-    raw_where += f_sql
-    raw_where_params += f_params
+    # One range scan per part (today, then each window's partial first day), UNION ALL (the parts
+    # are disjoint): an OR of the parts under one `timestamp >= as_of - longest window` bound
+    # read every signal of that span once windows reached a year or more.
+    spans = [("s.timestamp >= %s AND s.timestamp <= %s", [today_start, as_of])]
+    spans += [("s.timestamp > %s AND s.timestamp < %s", [a, b]) for a, b in head_ranges]
+    raw_scans = " UNION ALL ".join(
+        "SELECT s.customer_id, s.name, s.timestamp FROM proactive_signal s "  # noqa: S608
+        f"WHERE s.tenant_id = %s AND {span}{f_sql}"
+        for span, _ in spans
+    )
+    raw_where_params = [v for _, ps in spans for v in (tenant_id, *ps, *f_params)]
 
     bit_cols, bit_params = _bits_sql(plan)
     last = "extract(epoch FROM u.last_at)::float8 AS last_epoch" if last_epoch else "u.last_at"
@@ -207,8 +210,7 @@ def _signal_rows_sql(
         f"SELECT {cols} FROM ({rollup_sql if rollups else ''}"  # noqa: S608
         # Materialised so that the scan is planned on its own: otherwise the planner liked the
         # (tenant, customer, timestamp) index for its order and walked every signal (10 s).
-        f"(WITH s AS MATERIALIZED (SELECT s.customer_id, s.name, s.timestamp FROM proactive_signal s "
-        f"WHERE {raw_where}) SELECT s.customer_id, s.name, {', '.join(raw_cols)} FROM s "
+        f"(WITH s AS MATERIALIZED ({raw_scans}) SELECT s.customer_id, s.name, {', '.join(raw_cols)} FROM s "
         f"GROUP BY s.customer_id, s.name)) u"
     )
     rollup_params = roll_params + roll_where_params if rollups else []

@@ -8,7 +8,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.api_base import ContractCursorPagination, TenantAPIView
+from accounts.api_base import ContractCursorPagination, KeysetPagination, TenantAPIView
 from proactive.models import RiskModel, RiskScore
 from proactive.scoring.selectors import model_as_contract
 
@@ -28,8 +28,8 @@ class ScoreOutputSerializer(serializers.Serializer):
     reasons = ReasonSerializer(many=True)
 
 
-class ScorePagination(ContractCursorPagination):
-    ordering = ("-score", "-id")
+class ScorePagination(KeysetPagination):
+    key_field = "score"
 
 
 class ScoreListView(TenantAPIView):
@@ -37,7 +37,7 @@ class ScoreListView(TenantAPIView):
 
     queryset = RiskScore.objects.all()
     serializer_class = ScoreOutputSerializer
-    pagination_class = ScorePagination
+    pagination_class = ScorePagination  # type: ignore[assignment]  # keyset, not DRF's cursor
 
     def safely_get_queryset(self, queryset: QuerySet) -> QuerySet:
         return queryset.select_related("customer", "model").only(
@@ -50,11 +50,23 @@ class ScoreListView(TenantAPIView):
         return self.get_paginated_response(ScoreOutputSerializer(page, many=True).data)
 
 
+@extend_schema_serializer(component_name="BaselineMetrics")
+class BaselineMetricsSerializer(serializers.Serializer):
+    """A baseline fitted in the same training run, measured on the same validation rows."""
+
+    auc = serializers.FloatField(allow_null=True)
+    pr_auc = serializers.FloatField(allow_null=True)
+    brier = serializers.FloatField(allow_null=True)
+    calibration_error = serializers.FloatField(allow_null=True)
+    distinct_scores = serializers.IntegerField(allow_null=True)
+
+
 class ModelMetricsSerializer(serializers.Serializer):
     auc = serializers.FloatField(allow_null=True)
     pr_auc = serializers.FloatField(allow_null=True)
     brier = serializers.FloatField(allow_null=True)
     base_rate = serializers.FloatField(allow_null=True)
+    baselines = serializers.DictField(child=BaselineMetricsSerializer())
 
 
 class ModelOutputSerializer(serializers.Serializer):

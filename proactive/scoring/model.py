@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import xgboost as xgb
-from sklearn.isotonic import IsotonicRegression
+from scipy.stats import rankdata
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
@@ -16,7 +16,7 @@ PARAMS: dict = {
     "max_depth": 5,
     "eta": 0.1,
     "subsample": 0.8,
-    "colsample_bytree": 0.8,
+    "colsample_bytree": 0.6,
     "min_child_weight": 5,
     "max_bin": 128,
     "eval_metric": "logloss",
@@ -25,8 +25,8 @@ PARAMS: dict = {
 }
 MAX_ROUNDS = 300
 EARLY_STOPPING = 20
-# Isotonic needs enough positives to be smoother than it is noisy; below this, Platt.
-ISOTONIC_MIN_POSITIVES = 200
+# Beta calibration has three parameters; below this many positives (or negatives), Platt's two.
+BETA_MIN_POSITIVES = 200
 
 
 @dataclass
@@ -36,7 +36,14 @@ class Fitted:
     importance: dict[str, float] = field(default_factory=dict)
 
 
-def fit(
+def _importance(booster: xgb.Booster, names: list[str]) -> dict[str, float]:
+    gain = booster.get_score(importance_type="total_gain")
+    total = sum(gain.values()) or 1.0
+    importance = {names[int(k[1:])]: round(v / total, 6) for k, v in gain.items()}
+    return dict(sorted(importance.items(), key=lambda kv: -kv[1]))
+
+
+def boost(
     x_train: np.ndarray, y_train: np.ndarray, x_stop: np.ndarray, y_stop: np.ndarray, names: list[str]
 ) -> Fitted:
     """Hist boosting with early stopping on a later time slice (never on the training rows)."""
@@ -52,34 +59,84 @@ def fit(
     )
     best = int(booster.best_iteration)
     booster = booster[: best + 1]
-    gain = booster.get_score(importance_type="total_gain")
-    total = sum(gain.values()) or 1.0
-    importance = {names[int(k[1:])]: round(v / total, 6) for k, v in gain.items()}
-    importance = dict(sorted(importance.items(), key=lambda kv: -kv[1]))
-    return Fitted(booster=booster, best_iteration=best, importance=importance)
+    return Fitted(booster=booster, best_iteration=best, importance=_importance(booster, names))
+
+
+def fit(
+    x_train: np.ndarray, y_train: np.ndarray, x_stop: np.ndarray, y_stop: np.ndarray, names: list[str]
+) -> Fitted:
+    """The project model's selection fit: trees chosen by early stopping on validation rows."""
+    return boost(x_train, y_train, x_stop, y_stop, names)
+
+
+def refit(x: np.ndarray, y: np.ndarray, rounds: int, names: list[str]) -> Fitted:
+    """The same model with a fixed number of trees (chosen on validation) on every closed cut-off."""
+    booster = xgb.train(
+        PARAMS, xgb.DMatrix(x, label=y, missing=np.nan, nthread=2), num_boost_round=max(1, rounds)
+    )
+    return Fitted(booster=booster, best_iteration=rounds - 1, importance=_importance(booster, names))
 
 
 def margins(booster: xgb.Booster, x: np.ndarray) -> np.ndarray:
     return booster.inplace_predict(x, predict_type="margin", missing=np.nan).astype(np.float64)
 
 
+def _beta_terms(margin: np.ndarray) -> np.ndarray:
+    """(ln p, -ln(1 - p)) of p = sigmoid(margin), computed without overflow."""
+    return np.column_stack([-np.logaddexp(0.0, -margin), np.logaddexp(0.0, margin)])
+
+
 def calibration_fit(margin: np.ndarray, y: np.ndarray) -> dict:
-    """Map raw margins to probabilities, fitted on rows the booster never trained on."""
-    if y.sum() >= ISOTONIC_MIN_POSITIVES and (len(y) - y.sum()) >= ISOTONIC_MIN_POSITIVES:
-        iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(margin, y)
-        return {
-            "method": "isotonic",
-            "x": [float(v) for v in iso.X_thresholds_],
-            "y": [float(v) for v in iso.y_thresholds_],
-        }
+    """Map raw margins to probabilities, fitted on rows the booster never trained on.
+
+    Strictly increasing maps only (beta calibration, Kull et al. 2017, or Platt), so the
+    calibrated scores keep every distinction the model makes: isotonic steps had tied
+    thousands of customers on one value (and an order that ties cannot give)."""
+    if y.sum() >= BETA_MIN_POSITIVES and (len(y) - y.sum()) >= BETA_MIN_POSITIVES:
+        lr = LogisticRegression(C=1e4).fit(_beta_terms(margin), y)
+        a, b = (float(v) for v in lr.coef_[0])
+        if a >= 0 and b >= 0 and a + b > 0:
+            return {"method": "beta", "a": a, "b": b, "c": float(lr.intercept_[0])}
     lr = LogisticRegression(C=1e4).fit(margin.reshape(-1, 1), y)
     return {"method": "platt", "a": float(lr.coef_[0, 0]), "b": float(lr.intercept_[0])}
 
 
+def _logit(q: np.ndarray) -> np.ndarray:
+    q = np.clip(np.nan_to_num(np.asarray(q, dtype=np.float64), nan=0.5), 1e-6, 1 - 1e-6)
+    return np.log(q) - np.log1p(-q)
+
+
+def stack_fit(margin: np.ndarray, prior: np.ndarray, y: np.ndarray, feature: str) -> dict | None:
+    """Calibrate the margin together with a baseline's probability (`prior`, e.g. BG/NBD's):
+    p = sigmoid(a * margin + b * logit(prior) + c), fitted on rows neither model trained on.
+    On little data the boosted model is noisy where the recency-frequency view is not; the
+    blend keeps both. None unless both weights are positive (then the order stays readable:
+    riskier by the model or by the baseline means a higher score)."""
+    lr = LogisticRegression(C=1e4).fit(np.column_stack([margin, _logit(prior)]), y)
+    a, b = (float(v) for v in lr.coef_[0])
+    if a <= 0 or b <= 0:
+        return None
+    return {"method": "stack", "a": a, "b": b, "c": float(lr.intercept_[0]), "feature": feature}
+
+
+def predict(booster: xgb.Booster, calibration: dict, names: list[str], x: np.ndarray) -> np.ndarray:
+    """Calibrated probabilities of a stored model for feature rows `x` (columns in `names` order)."""
+    margin = margins(booster, x)
+    if calibration.get("method") == "stack":
+        prior = _logit(x[:, names.index(calibration["feature"])])
+        z = calibration["a"] * margin + calibration["b"] * prior + calibration["c"]
+        return 1.0 / (1.0 + np.exp(-z))
+    return calibration_apply(calibration, margin)
+
+
 def calibration_apply(calibration: dict, margin: np.ndarray) -> np.ndarray:
-    if calibration.get("method") == "isotonic":
+    method = calibration.get("method")
+    if method == "beta":
+        z = _beta_terms(margin) @ np.array([calibration["a"], calibration["b"]]) + calibration["c"]
+        return 1.0 / (1.0 + np.exp(-z))
+    if method == "isotonic":  # models stored before beta calibration
         return np.interp(margin, np.asarray(calibration["x"]), np.asarray(calibration["y"]))
-    if calibration.get("method") == "platt":
+    if method == "platt":
         return 1.0 / (1.0 + np.exp(-(calibration["a"] * margin + calibration["b"])))
     return 1.0 / (1.0 + np.exp(-margin))
 
@@ -93,6 +150,44 @@ def evaluate(y: np.ndarray, p: np.ndarray) -> dict[str, float | None]:
         "brier": round(float(brier_score_loss(y, p)), 5) if len(y) else None,
         "base_rate": round(float(y.mean()), 5) if len(y) else None,
     }
+
+
+def fast_auc(y: np.ndarray, p: np.ndarray) -> float:
+    """ROC AUC by the rank-sum formula (ties count half), without sklearn's per-call checks."""
+    ranks = rankdata(p)
+    n1 = float(y.sum())
+    n0 = len(y) - n1
+    return float((ranks[y == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def paired_difference(y: np.ndarray, p_new: np.ndarray, p_old: np.ndarray, *, seed: int = 7) -> dict:
+    """How much worse the new predictions are than the old on the same rows, with standard errors:
+    AUC (old - new, 200 paired bootstrap resamples) and Brier (new - old, analytic). Positive =
+    the new model is worse."""
+    if not 0 < y.sum() < len(y):
+        return {}
+    d = (p_new - y) ** 2 - (p_old - y) ** 2
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(200):
+        i = rng.integers(0, len(y), len(y))
+        if 0 < y[i].sum() < len(i):
+            diffs.append(fast_auc(y[i], p_old[i]) - fast_auc(y[i], p_new[i]))
+    return {
+        "auc_diff": round(float(fast_auc(y, p_old) - fast_auc(y, p_new)), 5),
+        "auc_se": round(float(np.std(diffs)), 5),
+        "brier_diff": round(float(d.mean()), 6),
+        "brier_se": round(float(d.std() / np.sqrt(len(d))), 6),
+    }
+
+
+def calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float | None:
+    """Expected calibration error over equal-count bins: the row-weighted mean |predicted -
+    observed| of the reliability table."""
+    if not len(y):
+        return None
+    table = calibration_table(y, p, bins)
+    return round(sum(r["n"] * abs(r["predicted"] - r["observed"]) for r in table) / len(y), 5)
 
 
 def calibration_table(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict]:

@@ -1,14 +1,16 @@
 """Model versions per tenant: train, store the booster in the database, promote or reject.
 
-A new model becomes active only if it is not worse on validation than the active one,
-measured on the same held-out rows; the reason is written to `RiskModel.notes`.
+A new model becomes active only if, on the same held-out validation rows, it is not worse than
+the best of the baselines fitted in the same run, nor than the active model on the rows that
+model never trained on; the reason is written to `RiskModel.notes`.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 
+import numpy as np
 import xgboost as xgb
 from django.db import transaction
 from django.db.models import Max
@@ -22,6 +24,9 @@ from webhooks.services import event_emit
 # "Not worse": the new AUC may trail by sampling noise at most, and so may its Brier score.
 AUC_TOLERANCE = 0.005
 BRIER_TOLERANCE = 0.002
+# Against a baseline on the same rows the noise is measured: the project may trail by at most
+# this many standard errors of the paired difference (or the fixed tolerance, if larger).
+NOISE_SE = 2.0
 
 
 def active_model(tenant: Tenant) -> RiskModel | None:
@@ -46,18 +51,81 @@ def load_booster(model: RiskModel) -> xgb.Booster:
     return _load(model.pk, model.trained_at.isoformat(), raw)
 
 
-def compare(new: dict, old: dict) -> tuple[bool, str]:
-    """Promotion rule on validation metrics of the same rows."""
+def compare(
+    new: dict, old: dict, other: str = "the active model", worse: dict | None = None
+) -> tuple[bool, str]:
+    """Promotion rule on validation metrics of the same rows. `worse` (paired differences with
+    their standard errors) widens the tolerances to the sampling noise of these rows."""
     n_auc, o_auc, n_brier, o_brier = new.get("auc"), old.get("auc"), new.get("brier"), old.get("brier")
     if o_auc is None or o_brier is None:
-        return True, "the active model has no comparable validation metrics"
+        return True, f"{other} has no comparable validation metrics"
     if n_auc is None or n_brier is None:
         return False, "the new model has no validation AUC"
-    if n_auc < o_auc - AUC_TOLERANCE:
-        return False, f"AUC {n_auc:.4f} is worse than the active model's {o_auc:.4f}"
-    if n_brier > o_brier + BRIER_TOLERANCE:
-        return False, f"Brier {n_brier:.5f} is worse than the active model's {o_brier:.5f}"
-    return True, f"AUC {n_auc:.4f} vs {o_auc:.4f}, Brier {n_brier:.5f} vs {o_brier:.5f}: not worse"
+    worse = worse or {}
+    auc_margin = max(AUC_TOLERANCE, NOISE_SE * worse.get("auc_se", 0.0))
+    brier_margin = max(BRIER_TOLERANCE, NOISE_SE * worse.get("brier_se", 0.0))
+    if n_auc < o_auc - auc_margin:
+        return False, f"AUC {n_auc:.4f} is worse than {other}'s {o_auc:.4f}"
+    if n_brier > o_brier + brier_margin:
+        return False, f"Brier {n_brier:.5f} is worse than {other}'s {o_brier:.5f}"
+    return (
+        True,
+        f"AUC {n_auc:.4f} vs {o_auc:.4f}, Brier {n_brier:.5f} vs {o_brier:.5f} for {other}: not worse",
+    )
+
+
+def compare_baselines(new: dict) -> tuple[bool, str]:
+    """Not worse than any baseline on the same validation rows, beyond sampling noise (paired
+    standard errors) or the fixed tolerances, whichever is larger."""
+    baselines = {k: v for k, v in (new.get("baselines") or {}).items() if v.get("auc") is not None}
+    if not baselines:
+        return True, "no baseline could be fitted"
+    if new.get("auc") is None or new.get("brier") is None:
+        return False, "the new model has no validation AUC"
+    for name, base in sorted(baselines.items(), key=lambda kv: -kv[1]["auc"]):
+        ok, why = compare(new, base, other=f"the {name} baseline", worse=base.get("project_worse_by"))
+        if not ok:
+            return ok, why
+    best_name, best = max(baselines.items(), key=lambda kv: kv[1]["auc"])
+    return True, f"AUC {new['auc']:.4f} vs {best['auc']:.4f} for the best baseline ({best_name}): not worse"
+
+
+def _compare_with_active(tenant: Tenant, current: RiskModel, outcome: training.Outcome) -> tuple[bool, str]:
+    """The active model on the evaluation rows whose label windows it never saw (a refitted model
+    trained on every cut-off closed at its own as-of; comparing it on those would flatter it)."""
+    ev, selected = outcome.evaluation, outcome.selected
+    if ev is None or selected is None:
+        raise RuntimeError("a successful training outcome has evaluation rows and a selection fit")
+    if "refit_rows" in current.metrics:
+        # Refitted on every closed cut-off, it saw more recent labels than the new model's
+        # selection fit, and on rows it never saw the new one cannot be measured: the same
+        # run's baselines are the comparison.
+        return (
+            True,
+            f"the active v{current.version} was refitted on every closed cut-off: judged by the baselines",
+        )
+    seen_until = (current.as_of - timedelta(days=current.horizon_days)).timestamp()
+    unseen = np.array([c.timestamp() > seen_until for c in ev.cutoffs])[ev.cutoff_index]
+    rows = ev.take(unseen)
+    if not 0 < rows.y.sum() < len(rows.y):
+        return (
+            True,
+            f"the active model v{current.version} trained on every validation cut-off: no fair comparison",
+        )
+    old_p = training.predict_snapshots(
+        tenant=tenant,
+        booster=load_booster(current),
+        calibration=current.calibration,
+        names=list(current.feature_names),
+        evaluation=rows,
+    )
+    new_p = ml.predict(selected.booster, outcome.calibration, outcome.names, rows.x)
+    old = ml.evaluate(rows.y, old_p)
+    new = ml.evaluate(rows.y, new_p)
+    worse = ml.paired_difference(rows.y, new_p, old_p)
+    outcome.metrics["active_model_on_same_rows"] = {"version": current.version, "rows": len(rows.y), **old}
+    outcome.metrics["new_model_on_same_rows"] = {**new, "worse_by": worse}
+    return compare(new, old, worse=worse)
 
 
 def _next_version(tenant: Tenant) -> int:
@@ -90,22 +158,15 @@ def model_train(*, tenant: Tenant, as_of: datetime) -> RiskModel:
         if outcome.fitted is None or outcome.evaluation is None:
             raise RuntimeError("a successful training outcome has a booster and evaluation rows")
         current = active_model(tenant)
-        promote, why = True, "first model for this tenant"
-        if current is not None and (
-            current.target != tenant.prediction_target or current.horizon_days != tenant.horizon_days
-        ):
-            why = "the active model predicts a different target or horizon"
-        elif current is not None:
-            old_p = training.predict_snapshots(
-                tenant=tenant,
-                booster=load_booster(current),
-                calibration=current.calibration,
-                names=list(current.feature_names),
-                evaluation=outcome.evaluation,
-            )
-            old = ml.evaluate(outcome.evaluation.y, old_p)
-            outcome.metrics["active_model_on_same_rows"] = {"version": current.version, **old}
-            promote, why = compare(outcome.metrics, old)
+        promote, why = compare_baselines(outcome.metrics)
+        if promote:
+            if current is None:
+                second = True, "first model for this tenant"
+            elif current.target != tenant.prediction_target or current.horizon_days != tenant.horizon_days:
+                second = True, "the active model predicts a different target or horizon"
+            else:
+                second = _compare_with_active(tenant, current, outcome)
+            promote, why = second[0], (f"{why}; {second[1]}" if second[0] else second[1])
         if promote and current is not None:
             RiskModel.objects.for_tenant(tenant).filter(pk=current.pk, status=RiskModel.Status.ACTIVE).update(
                 status=RiskModel.Status.RETIRED

@@ -19,7 +19,6 @@ from django.db import connection
 
 from accounts.models import Tenant
 from proactive.chunks import CHUNK_SIZE, customer_id_ranges
-from proactive.features.metrics import Metric, parse_metric
 from proactive.models import RiskModel, RiskScore, RiskScoreDaily
 from proactive.scoring import model as ml
 from proactive.scoring.registry import active_model, is_usable, load_booster
@@ -69,7 +68,6 @@ class Scorer:
 
     tenant: Tenant
     model: RiskModel | None
-    metrics: list[Metric]
     names: list[str]
     booster: xgb.Booster | None = None
     timings: dict[str, float] = field(default_factory=dict)
@@ -78,10 +76,8 @@ class Scorer:
     def for_tenant(cls, tenant: Tenant, model: RiskModel | None = None) -> Scorer:
         model = model or active_model(tenant)
         if model is not None and is_usable(model, tenant):
-            names = list(model.feature_names)
-            return cls(tenant, model, [parse_metric(n) for n in names], names, load_booster(model))
-        rules = health_rules(tenant)
-        return cls(tenant, None, [parse_metric(r.metric) for r in rules], [r.metric for r in rules])
+            return cls(tenant, model, list(model.feature_names), load_booster(model))
+        return cls(tenant, None, [r.metric for r in health_rules(tenant)])
 
     def _tick(self, step: str, started: float) -> float:
         now = time.perf_counter()
@@ -91,14 +87,17 @@ class Scorer:
     def score(self, lo: int, hi: int, as_of: datetime) -> tuple[np.ndarray, np.ndarray, list]:
         """(customer_ids, scores, reasons) for the customers with lo <= id <= hi as of `as_of`."""
         t = time.perf_counter()
-        ids, x = range_features(tenant=self.tenant, as_of=as_of, metrics=self.metrics, lo=lo, hi=hi)
+        fitted = self.model.calibration if self.model else None
+        ids, x = range_features(
+            tenant=self.tenant, as_of=as_of, names=self.names, lo=lo, hi=hi, fitted=fitted
+        )
         t = self._tick("features", t)
         if self.booster is None:
             scores, reasons = rule_scores(self.tenant, x)
             self._tick("predict", t)
             return ids, scores, reasons
         calibration = self.model.calibration if self.model else {}
-        scores = ml.calibration_apply(calibration, ml.margins(self.booster, x))
+        scores = ml.predict(self.booster, calibration, self.names, x)
         t = self._tick("predict", t)
         contribs = self.booster.predict(
             xgb.DMatrix(x, missing=np.nan, nthread=2), pred_contribs=True, approx_contribs=True
@@ -153,12 +152,16 @@ def score_all(*, tenant: Tenant, as_of: datetime, chunk_size: int = CHUNK_SIZE, 
     scorer = Scorer.for_tenant(tenant)
     written = 0
     chunks = customer_id_ranges(tenant, chunk_size)
+    distinct: set[float] = set()
     for i, (lo, hi) in enumerate(chunks):
-        written += score_range(scorer, lo, hi, as_of)
+        ids, scores, reasons = scorer.score(lo, hi, as_of)
+        written += scorer.write(ids, scores, reasons, as_of)
+        distinct.update(np.round(scores, 6).tolist())
         if on_chunk is not None:
             on_chunk(i + 1, len(chunks), written)
     return {
         "scored": written,
+        "distinct_scores": len(distinct),
         "chunks": len(chunks),
         "model_version": scorer.model.version if scorer.model else None,
         "rule_based": scorer.model is None,

@@ -8,25 +8,25 @@ import numpy as np
 import xgboost as xgb
 
 from accounts.models import Tenant
-from proactive.features.compute import compute_features
-from proactive.features.metrics import parse_metric
 from proactive.models import Customer, RiskModel, RiskScore
 from proactive.scoring import model as ml
+from proactive.scoring.features import model_rows
 from proactive.scoring.registry import load_booster
-from proactive.scoring.training import align
 
 MODEL_METRICS = ("auc", "pr_auc", "brier", "base_rate")
+BASELINE_METRICS = ("auc", "pr_auc", "brier", "calibration_error", "distinct_scores")
 
 
 def exact_reasons(*, tenant: Tenant, model: RiskModel, customer: Customer, as_of) -> list[dict]:
     """Exact TreeSHAP contributions for one customer (costly, so only where a person looks)."""
     names = list(model.feature_names)
-    frame = compute_features(
-        tenant=tenant, as_of=as_of, metrics=[parse_metric(n) for n in names], customer_ids=[customer.pk]
+    x = model_rows(
+        tenant=tenant,
+        as_of=as_of,
+        names=names,
+        customer_ids=np.array([customer.pk]),
+        fitted=model.calibration,
     )
-    if not len(frame.customer_ids):
-        return []
-    x = align(frame.values, frame.names, names)
     contribs = load_booster(model).predict(xgb.DMatrix(x, missing=np.nan), pred_contribs=True)
     return ml.top_reasons(contribs, x, names, k=5)[0]
 
@@ -57,7 +57,13 @@ def model_as_contract(model: RiskModel) -> dict[str, Any]:
         "horizon_days": model.horizon_days,
         "training_rows": model.training_rows,
         "active": model.status == RiskModel.Status.ACTIVE,
-        "metrics": {k: model.metrics.get(k) for k in MODEL_METRICS},
+        "metrics": {
+            **{k: model.metrics.get(k) for k in MODEL_METRICS},
+            "baselines": {
+                name: {k: values.get(k) for k in BASELINE_METRICS}
+                for name, values in (model.metrics.get("baselines") or {}).items()
+            },
+        },
         "feature_importance": model.feature_importance,
         "notes": model.notes,
     }

@@ -47,6 +47,11 @@ def build_pages_world(tenant: Tenant, customers: int = 40) -> PagesWorld:
             "pr_auc": 0.44,
             "brier": 0.08,
             "base_rate": 0.12,
+            "distinct_scores": 97,
+            "baselines": {
+                "bgnbd": {"auc": 0.736, "pr_auc": 0.31, "brier": 0.09, "distinct_scores": 60},
+                "xgb_counts": {"auc": 0.772, "pr_auc": 0.35, "brier": 0.085, "distinct_scores": 80},
+            },
             "calibration_table": [
                 {"n": 50, "predicted": 0.05, "observed": 0.04},
                 {"n": 50, "predicted": 0.3, "observed": 0.33},

@@ -141,6 +141,10 @@ def test_the_model_page_plots_calibration_importance_and_drift(tenant):
     text = response.content.decode()
     assert "feature.brand_new" in text  # a signal that appeared after training
     assert "0.810" in text
+    # The same run's baselines, on the same validation rows.
+    assert "Compared with simple baselines" in text
+    assert "BG/NBD recency-frequency model" in text and "0.736" in text
+    assert "XGBoost on windowed counts only" in text and "0.772" in text
 
 
 def test_the_customer_page_shows_risk_reasons_signals_and_every_outreach(tenant):

@@ -19,6 +19,7 @@ from proactive.ingest import signals_copy_insert
 from proactive.models import Customer, PipelineRun, RiskModel, RiskScore, RiskScoreDaily
 from proactive.scoring import model as ml
 from proactive.scoring import training
+from proactive.scoring.features import model_feature_names
 from proactive.scoring.labels import customer_first_seen, labels_for
 from proactive.scoring.registry import active_model, model_train
 from proactive.scoring.scoring import score_all
@@ -60,13 +61,14 @@ def test_labels_follow_the_target_in_the_window_after_the_cutoff(tenant):
 
 def test_a_label_window_signal_cannot_change_a_training_feature(tenant, world):
     as_of = world
-    metrics = training.training_metrics(tenant, as_of)
+    names = model_feature_names(tenant, as_of)
+    assert any(n.startswith("gap_mean(") for n in names) and "count(*, 365)" in names
     cutoffs = [as_of - timedelta(days=30)]
     first_ids, first_seen = customer_first_seen(tenant=tenant)
     args = {
         "tenant": tenant,
         "cutoffs": cutoffs,
-        "metrics": metrics,
+        "names": names,
         "horizon_days": 14,
         "first_ids": first_ids,
         "first_seen": first_seen,
@@ -89,7 +91,14 @@ def test_training_stores_a_calibrated_model_with_its_metrics(tenant, world):
     # world gave AUC 0.73-0.83, so 0.65 fails only when the model stops learning.
     assert model.metrics["auc"] > 0.65
     assert set(model.metrics) >= {"auc", "pr_auc", "brier", "base_rate", "calibration_table"}
-    assert model.training_rows == model.metrics["train_rows"] > 0
+    # Selected on the purged split, stored refitted on every closed cut-off (the latest included).
+    assert model.training_rows == model.metrics["refit_rows"] > model.metrics["train_rows"] > 0
+    refit = model.metrics["refit_cutoffs"]
+    assert refit[-1] == (world - timedelta(days=14)).isoformat()
+    assert set(model.metrics["cutoffs"]) < set(refit)
+    # ...and compared with the baselines on the same evaluation rows.
+    assert set(model.metrics["baselines"]) == {"bgnbd", "xgb_counts"}
+    assert all(b["auc"] is not None for b in model.metrics["baselines"].values())
     assert abs(sum(model.feature_importance.values()) - 1) < 1e-3
     # Every training cut-off's label window ends before the first validation cut-off.
     cutoffs = sorted(model.metrics["cutoffs"])
@@ -114,9 +123,11 @@ def test_training_stores_a_calibrated_model_with_its_metrics(tenant, world):
 
 
 def test_a_worse_model_is_rejected_and_the_active_one_kept(tenant, world, monkeypatch):
-    first = model_train(tenant=tenant, as_of=world)
+    first = model_train(tenant=tenant, as_of=world - timedelta(days=7))
+    assert first.status == RiskModel.Status.ACTIVE, first.notes
     same = model_train(tenant=tenant, as_of=world)
     assert same.status == RiskModel.Status.ACTIVE, same.notes
+    assert "judged by the baselines" in same.notes
     first.refresh_from_db()
     assert first.status == RiskModel.Status.RETIRED
 
@@ -129,9 +140,20 @@ def test_a_worse_model_is_rejected_and_the_active_one_kept(tenant, world, monkey
     monkeypatch.setattr(ml, "fit", fit_on_noise)
     worse = model_train(tenant=tenant, as_of=world)
     assert worse.status == RiskModel.Status.REJECTED
-    assert worse.notes.startswith("Rejected: AUC")
-    assert worse.metrics["active_model_on_same_rows"]["version"] == same.version
+    assert worse.notes.startswith("Rejected: AUC") and "baseline" in worse.notes
     assert active_model(tenant) == same
+
+
+def test_an_active_model_of_the_earlier_regime_is_compared_on_rows_it_never_saw(tenant, world):
+    old = model_train(tenant=tenant, as_of=world - timedelta(days=7))
+    old.metrics.pop("refit_rows")  # as stored before refits: trained on purged cut-offs only
+    RiskModel.objects.for_tenant(tenant).filter(pk=old.pk).update(metrics=old.metrics)
+    new = model_train(tenant=tenant, as_of=world)
+    compared = new.metrics["active_model_on_same_rows"]
+    assert compared["version"] == old.version
+    # Only the latest validation cut-off's label window is new to the active model.
+    assert 0 < compared["rows"] < new.metrics["validation_rows"] / 2
+    assert "worse_by" in new.metrics["new_model_on_same_rows"]
 
 
 def test_cold_start_records_insufficient_data_and_scores_by_rules(tenant):
@@ -322,6 +344,9 @@ def test_models_api_follows_the_contract(tenant, world, api):
         "metrics",
         "feature_importance",
     }
-    assert set(item["metrics"]) == {"auc", "pr_auc", "brier", "base_rate"}
+    assert set(item["metrics"]) == {"auc", "pr_auc", "brier", "base_rate", "baselines"}
+    for baseline in item["metrics"]["baselines"].values():
+        assert set(baseline) == {"auc", "pr_auc", "brier", "calibration_error", "distinct_scores"}
+        assert 0.5 < baseline["auc"] <= 1
     assert item["active"] is True and item["version"] == 1 and item["horizon_days"] == 14
     assert api.get("/api/v1/models?active=true").json()["results"][0]["version"] == 1

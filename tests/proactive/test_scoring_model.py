@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import numpy as np
 import pytest
 
 from proactive.scoring import model as ml
 from proactive.scoring.registry import compare
+from proactive.scoring.training import choose_cutoffs
 
 
 def _synthetic(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -16,7 +19,7 @@ def _synthetic(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return x, (rng.random(n) < p).astype(float)
 
 
-@pytest.mark.parametrize("n_calibration", [600, 20_000])  # Platt below the isotonic threshold, isotonic above
+@pytest.mark.parametrize("n_calibration", [600, 20_000])  # Platt below the beta threshold, beta above
 def test_calibrated_probabilities_match_observed_rates_on_held_out_rows(n_calibration):
     x_tr, y_tr = _synthetic(20_000, 1)
     x_cal, y_cal = _synthetic(n_calibration, 2)
@@ -29,7 +32,7 @@ def test_calibrated_probabilities_match_observed_rates_on_held_out_rows(n_calibr
     p = ml.calibration_apply(calibration, ml.margins(fitted.booster, x_ev) + skew)
     table = ml.calibration_table(y_ev, p)
     noise = 3 * np.sqrt(0.2 * 0.8 / n_calibration)  # the calibration sample's own error
-    assert calibration["method"] == ("platt" if n_calibration < 1000 else "isotonic")
+    assert calibration["method"] == ("platt" if n_calibration < 1000 else "beta")
     assert abs(raw_ev.mean() - y_ev.mean()) > 0.1
     assert abs(p.mean() - y_ev.mean()) < noise + 0.005
     assert max(abs(row["predicted"] - row["observed"]) for row in table) < 2 * noise + 0.03
@@ -66,3 +69,39 @@ def test_a_model_is_promoted_only_when_not_worse(new, old, promoted):
     ok, why = compare(new, old)
     assert ok is promoted
     assert why
+
+
+def test_the_promotion_tolerance_widens_to_the_noise_of_the_rows():
+    new, old = {"auc": 0.78, "brier": 0.100}, {"auc": 0.80, "brier": 0.100}
+    assert compare(new, old, worse={"auc_se": 0.015, "brier_se": 0.0})[0] is True  # 2 SE = 0.03
+    assert compare(new, old, worse={"auc_se": 0.002, "brier_se": 0.0})[0] is False
+    assert compare({"auc": 0.8, "brier": 0.11}, old, worse={"auc_se": 0.0, "brier_se": 0.004})[0] is False
+
+
+def test_paired_differences_see_a_worse_model_and_beta_calibration_keeps_every_distinction():
+    rng = np.random.default_rng(5)
+    signal = rng.normal(size=20_000)
+    y = (rng.random(20_000) < 1 / (1 + np.exp(-(signal - 1.5)))).astype(float)
+    good = 1 / (1 + np.exp(-(signal - 1.5)))
+    noisy = 1 / (1 + np.exp(-(signal + rng.normal(scale=1.5, size=20_000) - 1.5)))
+    worse = ml.paired_difference(y, noisy, good)
+    assert worse["auc_diff"] > 4 * worse["auc_se"] > 0
+    assert ml.paired_difference(y, good, good)["auc_diff"] == 0
+    margin = np.round(signal * 3, 1)  # a model with 100+ distinct margins
+    calibration = ml.calibration_fit(margin, y)
+    p = ml.calibration_apply(calibration, margin)
+    assert calibration["method"] == "beta"
+    assert len(np.unique(p)) == len(np.unique(margin))  # strictly increasing: no ties added
+    assert np.all(np.diff(p[np.argsort(margin, kind="stable")]) >= 0)
+    assert ml.calibration_error(y, p) < 0.01
+
+
+@pytest.mark.parametrize("horizon", [3, 10, 14, 84])
+def test_the_refit_uses_every_closed_cutoff_and_the_selection_ones_are_purged(horizon):
+    as_of = datetime(2025, 6, 1, tzinfo=UTC)
+    train, validation, closed = choose_cutoffs(as_of=as_of, horizon_days=horizon, earliest=None)
+    h = timedelta(days=horizon)
+    assert closed[-1] == as_of - h and max(closed) + h <= as_of  # every label window has closed
+    assert set(train) | set(validation) <= set(closed)
+    assert max(train) + h <= min(validation)  # purged: no training label after a validation cut-off
+    assert len(closed) > len(train) + len(validation) or horizon <= 7

@@ -1,0 +1,115 @@
+"""The risk model's feature set: grammar metrics plus history features, computed for id ranges.
+
+A model stores its feature names; everything that trains, scores or explains a model goes
+through `model_matrices`, so the same names always mean the same computation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import numpy as np
+
+from accounts.models import Tenant
+from proactive.features.compute import default_metrics, range_matrices
+from proactive.features.history import HistoryFeature, history_features, history_matrices, parse_history
+from proactive.features.metrics import Kind, Metric, parse_metric
+from proactive.scoring.baselines import fill_bgnbd
+from proactive.scoring.labels import target_patterns
+
+LONG_WINDOWS = (90, 365, 3650)  # 3650 days: the whole history of any real tenant
+HISTORY_FAMILIES = 3
+
+
+def grammar_metrics(tenant: Tenant, as_of: datetime) -> list[Metric]:
+    """The default features minus what is not point-in-time (attributes hold today's value,
+    risk_score is our own output)."""
+    return [m for m in default_metrics(tenant, as_of) if m.kind not in (Kind.ATTRIBUTE, Kind.RISK_SCORE)]
+
+
+def target_stream(tenant: Tenant) -> str:
+    """The prediction target's patterns as one history pattern (any of them)."""
+    return "|".join(target_patterns(tenant)) or "*"
+
+
+def history_patterns(tenant: Tenant, metrics: Sequence[Metric]) -> list[str]:
+    """Every signal, the prediction target's signals and the busiest families."""
+    families = [m.pattern for m in metrics if m.kind is Kind.COUNT and m.days == 30 and m.pattern != "*"]
+    patterns = ["*", target_stream(tenant), *families[:HISTORY_FAMILIES]]
+    return list(dict.fromkeys(str(p) for p in patterns))
+
+
+def model_feature_names(tenant: Tenant, as_of: datetime) -> list[str]:
+    """The feature names a model trained as of `as_of` uses."""
+    metrics = grammar_metrics(tenant, as_of)
+    if not any(m.kind is Kind.COUNT for m in metrics):
+        return [str(m) for m in metrics]
+    patterns = history_patterns(tenant, metrics)
+    for single in [q for p in patterns for q in p.split("|")]:
+        metrics += [parse_metric(f"count({single}, {d})") for d in LONG_WINDOWS]
+        metrics.append(parse_metric(f"days_since_last({single})"))
+    names = [str(m) for m in dict.fromkeys(metrics)]
+    return names + [str(f) for f in history_features(patterns)]
+
+
+def _split(names: Sequence[str]) -> tuple[list[tuple[int, Metric]], list[tuple[int, HistoryFeature]]]:
+    grammar, history = [], []
+    for j, name in enumerate(names):
+        if name.startswith("bgnbd("):
+            continue  # fitted, filled from the model's parameters by the caller
+        feature = parse_history(name)
+        if feature is not None:
+            history.append((j, feature))
+        else:
+            grammar.append((j, parse_metric(name)))
+    return grammar, history
+
+
+def model_matrices(
+    *, tenant: Tenant, as_ofs: Sequence[datetime], names: Sequence[str], lo: int, hi: int
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Features `names` of every customer with lo <= id <= hi as of each of `as_ofs`:
+    (sorted ids, one matrix per as-of, columns in `names` order)."""
+    grammar, history = _split(names)
+    ids, grammar_values = range_matrices(
+        tenant=tenant, as_ofs=as_ofs, metrics=[m for _, m in grammar], lo=lo, hi=hi
+    )
+    history_values = history_matrices(
+        tenant_id=tenant.pk, as_ofs=as_ofs, features=[f for _, f in history], ids=ids
+    )
+    out = []
+    g_cols, h_cols = [j for j, _ in grammar], [j for j, _ in history]
+    for g, h in zip(grammar_values, history_values, strict=True):
+        matrix = np.full((len(ids), len(names)), np.nan)
+        matrix[:, g_cols] = g
+        matrix[:, h_cols] = h
+        out.append(matrix)
+    return ids, out
+
+
+def model_rows(
+    *,
+    tenant: Tenant,
+    as_of: datetime,
+    names: Sequence[str],
+    customer_ids: np.ndarray,
+    fitted: dict | None = None,
+    chunk: int = 20_000,
+) -> np.ndarray:
+    """Features `names` as of `as_of` for the given customers, in their order (a few customers,
+    or the evaluation rows of one cut-off). `fitted` holds a model's fitted feature parameters
+    (its calibration dict)."""
+    wanted = np.unique(customer_ids)
+    values = np.full((len(customer_ids), len(names)), np.nan)
+    for start in range(0, len(wanted), chunk):
+        part = wanted[start : start + chunk]
+        ids, (matrix,) = model_matrices(
+            tenant=tenant, as_ofs=[as_of], names=names, lo=int(part[0]), hi=int(part[-1])
+        )
+        pos = np.searchsorted(ids, customer_ids)
+        pos = np.minimum(pos, max(len(ids) - 1, 0))
+        hit = (ids[pos] == customer_ids) if len(ids) else np.zeros(len(customer_ids), dtype=bool)
+        values[hit] = matrix[pos[hit]]
+    fill_bgnbd(list(names), values, (fitted or {}).get("bgnbd"))
+    return values
