@@ -21,7 +21,16 @@ from accounts.api_base import TenantAPIView
 from accounts.api_parsers import MAX_JSON_DEPTH, _reject_constant, json_depth_exceeds, loads_limited
 from accounts.rate_limits import FixedWindowLimiter
 from proactive.features.compute import customer_features
-from proactive.ingest import MAX_BODY_BYTES, MAX_CUSTOMERS, MAX_SIGNALS, customers_upsert, signals_ingest
+from proactive.ingest import customers_upsert, signals_ingest
+from proactive.ingest_rules import (
+    MAX_BODY_BYTES,
+    MAX_CUSTOMER_NAME,
+    MAX_CUSTOMERS,
+    MAX_EXTERNAL_ID,
+    MAX_KEY,
+    MAX_SIGNALS,
+    NAME_PATTERN,
+)
 from proactive.models import Customer
 from proactive.scoring.selectors import customer_risk
 
@@ -109,10 +118,12 @@ class IngestView(TenantAPIView):
     parser_classes: list = []  # the body is read once, size-checked, then parsed here
 
 
+# The request serializers only describe the bodies in the schema: records are validated by
+# proactive.ingest_rules (per record, reported by index), whose constants they are built from.
 class SignalInSerializer(serializers.Serializer):
-    id = serializers.CharField(max_length=128)
-    customer = serializers.CharField(max_length=255)
-    name = serializers.RegexField(r"^[a-z0-9_.:-]{1,100}$")
+    id = serializers.CharField(max_length=MAX_KEY)
+    customer = serializers.CharField(max_length=MAX_EXTERNAL_ID)
+    name = serializers.RegexField(NAME_PATTERN)
     timestamp = serializers.DateTimeField()
     properties = serializers.DictField(required=False)
 
@@ -161,8 +172,8 @@ class SignalsBatchView(IngestView):
 
 
 class CustomerInSerializer(serializers.Serializer):
-    external_id = serializers.CharField(max_length=255)
-    name = serializers.CharField(required=False)
+    external_id = serializers.CharField(max_length=MAX_EXTERNAL_ID)
+    name = serializers.CharField(required=False, max_length=MAX_CUSTOMER_NAME)
     email = serializers.EmailField(required=False)
     signed_up_at = serializers.DateTimeField(required=False)
     attributes = serializers.DictField(required=False)

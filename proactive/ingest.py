@@ -18,10 +18,9 @@ in the same order instead of deadlocking (deadlocks are retried anyway).
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -29,20 +28,18 @@ from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
-from accounts.api_parsers import contains_nul
 from accounts.models import Tenant
+from proactive.ingest_rules import (
+    FUTURE_SLACK,
+    SIGNAL_LABELS,
+    customer_error,
+    echo_id,
+    signal_error,
+)
+from proactive.ingest_rules import dumps as _dumps
 
-MAX_SIGNALS = 10_000
-MAX_CUSTOMERS = 10_000
-MAX_BODY_BYTES = 10 * 1024 * 1024
-MAX_KEY = 128
-MAX_EXTERNAL_ID = 255
-FUTURE_SLACK = timedelta(hours=1)
-NAME_RE = re.compile(r"^[a-z0-9_.:-]{1,100}$")
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 DEADLOCK_RETRIES = 3
 FAST_ATTEMPTS = 3
-SIGNAL_FIELDS = frozenset({"id", "customer", "name", "timestamp", "properties"})
 
 
 @dataclass
@@ -58,78 +55,6 @@ class CustomersResult:
     created: int = 0
     updated: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
-
-
-def parse_timestamp(value: Any) -> datetime:
-    """ISO 8601 with an offset (a trailing Z is accepted); raises ValueError."""
-    if not isinstance(value, str):
-        raise ValueError("must be an ISO 8601 string with an offset")
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"{value[:40]!r} is not an ISO 8601 timestamp") from None
-    if parsed.tzinfo is None:
-        raise ValueError(f"{value[:40]!r} has no UTC offset")
-    return parsed.astimezone(UTC)
-
-
-NUL_ERROR = "strings must not contain NUL characters"
-SURROGATE_ERROR = "strings must be valid Unicode (no lone surrogates)"
-_dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
-
-
-def _valid_unicode(*texts: str) -> bool:
-    try:
-        for text in texts:
-            text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _signal_error(rec: Any, latest: datetime, *, check_nul: bool = True) -> tuple[str | None, tuple | None]:
-    """Classify one record: (error, None) or (None, (key, customer, name, ts, properties JSON)).
-
-    The timestamp comes back as a datetime in UTC and the properties as JSON text, ready for
-    COPY. `check_nul=False` skips the NUL walk when the caller knows the body holds none."""
-    if not isinstance(rec, dict):
-        return "must be an object", None
-    if check_nul and contains_nul(rec):
-        return NUL_ERROR, None
-    key, customer, name = rec.get("id"), rec.get("customer"), rec.get("name")
-    if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY:
-        return f"'id' must be a string of 1-{MAX_KEY} characters", None
-    if not isinstance(customer, str) or not 1 <= len(customer) <= MAX_EXTERNAL_ID:
-        return f"'customer' must be an external_id string of 1-{MAX_EXTERNAL_ID} characters", None
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        return "'name' must match ^[a-z0-9_.:-]{1,100}$", None
-    try:
-        ts = parse_timestamp(rec.get("timestamp"))
-    except ValueError as exc:
-        return f"'timestamp' {exc}", None
-    if ts > latest:
-        return "'timestamp' is more than an hour in the future", None
-    props = rec.get("properties")
-    if not props:
-        if props is not None and not isinstance(props, dict):
-            return "'properties' must be an object", None
-        props_json = "{}"
-    elif not isinstance(props, dict):
-        return "'properties' must be an object", None
-    else:
-        props_json = _dumps(props)
-    if not rec.keys() <= SIGNAL_FIELDS:
-        return f"unknown field(s): {', '.join(sorted(set(rec) - SIGNAL_FIELDS))}", None
-    return None, (key, customer, name, ts, props_json)
-
-
-def _echo_id(rec: Any) -> str | None:
-    """The record's id for its error entry: a string (lone surrogates escaped so the response
-    renders) or null, as the contract's schema says (an id of another type is not echoed)."""
-    key = rec.get("id") if isinstance(rec, dict) else None
-    if not isinstance(key, str):
-        return None
-    return key if _valid_unicode(key) else key.encode("utf-8", "backslashreplace").decode()
 
 
 def _sqlstate(exc: BaseException) -> str | None:
@@ -148,11 +73,17 @@ def _retrying(fn: Any) -> Any:
 
 
 def signals_ingest(
-    *, tenant: Tenant, records: Sequence[Any], now: datetime | None = None, nul_free: bool = False
+    *,
+    tenant: Tenant,
+    records: Sequence[Any],
+    now: datetime | None = None,
+    nul_free: bool = False,
+    labels: dict[str, str] = SIGNAL_LABELS,
 ) -> SignalsResult:
     """Store a batch of signals: bad records reported by index, good ones stored once.
 
-    `nul_free=True` says the JSON text held no `\\u0000` escape (so no string can hold NUL)."""
+    `nul_free=True` says the JSON text held no `\\u0000` escape (so no string can hold NUL);
+    `labels` names the fields in errors as the sender's wire format does."""
     now = now or timezone.now()
     latest = now + FUTURE_SLACK
     check_nul = not nul_free
@@ -161,15 +92,11 @@ def signals_ingest(
     rows: list[tuple] = []
     append = rows.append
     for index, rec in enumerate(records):
-        error, row = _signal_error(rec, latest, check_nul=check_nul)
-        if error is None and not (row[0].isascii() and row[1].isascii() and row[4].isascii()):
-            # Lone surrogates (\\ud800 in the JSON) parse but are not UTF-8: PostgreSQL would
-            # refuse the whole batch.
-            error = None if _valid_unicode(row[0], row[1], row[4]) else SURROGATE_ERROR
+        error, row = signal_error(rec, latest, check_nul=check_nul, labels=labels)
         if error is None:
             append(row)
         else:
-            errors.append({"index": index, "id": _echo_id(rec), "error": error})
+            errors.append({"index": index, "id": echo_id(rec), "error": error})
     result.rejected = len(errors)
     if rows:
         inserted = signals_copy_insert(tenant_id=tenant.pk, rows=rows, received_at=now)
@@ -333,39 +260,6 @@ def _store(tenant_id: int, batch: list[tuple], received_at: datetime, *, fast: b
     return len(stored)
 
 
-def _customer_error(rec: Any) -> tuple[str | None, dict | None]:
-    if not isinstance(rec, dict):
-        return "must be an object", None
-    if contains_nul(rec):
-        return NUL_ERROR, None
-    ext = rec.get("external_id")
-    if not isinstance(ext, str) or not 1 <= len(ext) <= MAX_EXTERNAL_ID:
-        return f"'external_id' must be a string of 1-{MAX_EXTERNAL_ID} characters", None
-    extra = set(rec) - {"external_id", "name", "email", "signed_up_at", "attributes"}
-    if extra:
-        return f"unknown field(s): {', '.join(sorted(extra))}", None
-    clean: dict[str, Any] = {"external_id": ext}
-    if rec.get("name") is not None:
-        if not isinstance(rec["name"], str) or len(rec["name"]) > 255:
-            return "'name' must be a string of at most 255 characters", None
-        clean["name"] = rec["name"]
-    if rec.get("email") is not None:
-        email = rec["email"]
-        if not isinstance(email, str) or len(email) > 254 or (email and not EMAIL_RE.match(email)):
-            return "'email' must be an email address", None
-        clean["email"] = email
-    if rec.get("signed_up_at") is not None:
-        try:
-            clean["signed_up_at"] = parse_timestamp(rec["signed_up_at"])
-        except ValueError as exc:
-            return f"'signed_up_at' {exc}", None
-    if rec.get("attributes") is not None:
-        if not isinstance(rec["attributes"], dict):
-            return "'attributes' must be an object", None
-        clean["attributes"] = rec["attributes"]
-    return None, clean
-
-
 UPSERT_CUSTOMERS_NEW_SQL = """
 INSERT INTO proactive_customer
     (tenant_id, external_id, name, email, signed_up_at, attributes, created_at, updated_at)
@@ -400,7 +294,7 @@ def customers_upsert(
     result = CustomersResult()
     merged: dict[str, dict[str, Any]] = {}
     for index, rec in enumerate(records):
-        error, clean = _customer_error(rec)
+        error, clean = customer_error(rec)
         if error is not None:
             result.errors.append({"index": index, "error": error})
             continue
