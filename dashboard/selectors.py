@@ -31,6 +31,7 @@ from proactive.models import (
     SignalDaily,
     SignalName,
 )
+from proactive.rollups import rollups_fold
 from proactive.signal_patterns import matches_any
 
 T = TypeVar("T")
@@ -283,6 +284,7 @@ def drift_get(*, tenant: Tenant, model: RiskModel, current_mean: float | None, n
     total = sum(row.get("n", 0) for row in table)
     trained_mean = sum(row["n"] * row["predicted"] for row in table) / total if total else None
     used = _model_signal_names(model)
+    rollups_fold(tenant_id=tenant.pk)
     catalogue = list(SignalName.objects.for_tenant(tenant).order_by("name"))
     new = [s for s in catalogue if s.first_seen > model.as_of]
     silent = [
@@ -350,6 +352,7 @@ def customer_risk_history(
 
 
 def customer_signal_days(*, tenant: Tenant, customer: Customer, since: date) -> list[tuple[str, date, int]]:
+    rollups_fold(tenant_id=tenant.pk)
     return list(
         SignalDaily.objects.for_tenant(tenant)
         .filter(customer=customer, day__gte=since)

@@ -1,18 +1,19 @@
 """Ingestion services: customers and signals in, set-based.
 
-Signals go through one fast path, all in one transaction per batch: validate in Python
-(first occurrence of a key in the batch wins), resolve external ids to customer ids (one
-lookup; unknown customers are created), drop the keys already stored (one index probe),
-COPY the new rows straight into `proactive_signal`, then upsert the daily rollups and the
-name catalogue from the same rows, aggregated in SQL. A failed request writes nothing.
+Signals go through one fast path, all in one transaction per batch: validate in Python with
+`proactive.ingest_rules` (first occurrence of a key in the batch wins), resolve external ids to
+customer ids (one lookup; unknown customers are created), COPY the rows straight into
+`proactive_signal`, and append one rollup delta row for the batch (`proactive.rollups`: folded
+into the daily rollups and the name catalogue off the request path). A failed request writes
+nothing.
 
 A resent key is never stored (nor counted) twice, also when two requests race: the unique
-index on (tenant, key) makes the second COPY fail with a unique violation once the first
-commits, and the batch is retried; its probe then sees the first one's keys. After
-`FAST_ATTEMPTS` such races the batch goes through `INSERT ... ON CONFLICT DO NOTHING
-RETURNING`, which cannot fail on a duplicate. Customers are created in external-id order,
-signals in key order and rollups in (customer, name, day) order, so concurrent batches lock
-in the same order instead of deadlocking (deadlocks are retried anyway).
+index on (tenant, key) makes a COPY that meets a stored key fail; the batch then probes for
+the stored keys (one index lookup) and COPYs only the new ones. A concurrent commit between
+probe and COPY fails that COPY too and the batch is retried; after `FAST_ATTEMPTS` such races
+it goes through `INSERT ... ON CONFLICT DO NOTHING RETURNING`, which cannot fail on a
+duplicate. Customers are created in external-id order and signals in key order, so concurrent
+batches lock in the same order instead of deadlocking (deadlocks are retried anyway).
 """
 
 from __future__ import annotations
@@ -32,11 +33,13 @@ from accounts.models import Tenant
 from proactive.ingest_rules import (
     FUTURE_SLACK,
     SIGNAL_LABELS,
+    SignalRow,
     customer_error,
     echo_id,
     signal_error,
 )
 from proactive.ingest_rules import dumps as _dumps
+from proactive.rollups import DELTA_SQL
 
 DEADLOCK_RETRIES = 3
 FAST_ATTEMPTS = 3
@@ -89,19 +92,23 @@ def signals_ingest(
     check_nul = not nul_free
     result = SignalsResult()
     errors = result.errors
-    rows: list[tuple] = []
-    append = rows.append
+    first: dict[str, SignalRow] = {}  # the first good record of each key wins
     for index, rec in enumerate(records):
         error, row = signal_error(rec, latest, check_nul=check_nul, labels=labels)
         if error is None:
-            append(row)
+            if row[0] not in first:
+                first[row[0]] = row
         else:
             errors.append({"index": index, "id": echo_id(rec), "error": error})
     result.rejected = len(errors)
-    if rows:
-        inserted = signals_copy_insert(tenant_id=tenant.pk, rows=rows, received_at=now)
+    if first:
+        batch = [
+            (key, ext, name, ts.isoformat(), props)
+            for key, ext, name, ts, props in map(first.get, sorted(first))
+        ]
+        inserted = _store_batch(tenant.pk, batch, now)
         result.accepted = inserted
-        result.duplicates = len(rows) - inserted
+        result.duplicates = len(records) - result.rejected - inserted
     return result
 
 
@@ -130,29 +137,9 @@ COPY_SIGNALS_SQL = (
     "COPY proactive_signal (tenant_id, customer_id, key, name, timestamp, properties, received_at) FROM STDIN"
 )
 
-# Rollups of the rows just stored, aggregated in SQL from [customer id, name, timestamp]
-# triples: one upsert of SignalDaily and one of SignalName, each in lock order.
-ROLLUPS_SQL = """
-WITH r AS (
-    SELECT (e->>0)::bigint AS customer_id, e->>1 AS name, (e->>2)::timestamptz AS ts
-    FROM json_array_elements(%(rows)s::json) AS e
-), daily AS (
-    INSERT INTO proactive_signaldaily AS d (tenant_id, customer_id, name, day, count, last_at)
-    SELECT %(tenant)s, customer_id, name, (ts AT TIME ZONE 'UTC')::date, count(*), max(ts)
-    FROM r GROUP BY 2, 3, 4 ORDER BY 2, 3, 4
-    ON CONFLICT (tenant_id, customer_id, name, day)
-    DO UPDATE SET count = d.count + EXCLUDED.count, last_at = greatest(d.last_at, EXCLUDED.last_at)
-)
-INSERT INTO proactive_signalname AS n (tenant_id, name, total, first_seen, last_seen)
-SELECT %(tenant)s, name, count(*), min(ts), max(ts) FROM r GROUP BY 2 ORDER BY 2
-ON CONFLICT (tenant_id, name) DO UPDATE SET total = n.total + EXCLUDED.total,
-    first_seen = least(n.first_seen, EXCLUDED.first_seen),
-    last_seen = greatest(n.last_seen, EXCLUDED.last_seen)
-"""
-
 # The race-proof path (after FAST_ATTEMPTS unique violations), from [key, customer id, name,
 # timestamp, properties JSON text] rows in key order: only the rows actually stored come back
-# from RETURNING and feed the same rollups.
+# from RETURNING and go into the rollup delta.
 INSERT_ON_CONFLICT_SQL = """
 INSERT INTO proactive_signal (tenant_id, customer_id, key, name, timestamp, properties, received_at)
 SELECT %(tenant)s, (e->>1)::bigint, e->>0, e->>2, (e->>3)::timestamptz, (e->>4)::jsonb, %(now)s
@@ -187,8 +174,8 @@ class _KeyRace(Exception):
 def signals_copy_insert(*, tenant_id: int, rows: Iterable[tuple], received_at: datetime) -> int:
     """The fast path: rows are (key, customer external_id, name, timestamp, properties) with the
     timestamp aware (or ISO text) and properties JSON text (or Jsonb). Stores the rows whose key
-    is new (the first one of a key repeated in `rows`), creates unknown customers and updates the
-    rollups, in one transaction; returns the number of rows stored (the rest were duplicates)."""
+    is new (the first one of a key repeated in `rows`), creates unknown customers and appends the
+    rollup delta, in one transaction; returns the number of rows stored (the rest were duplicates)."""
     first: dict[str, tuple] = {}
     for row in rows:
         if row[0] not in first:
@@ -197,6 +184,12 @@ def signals_copy_insert(*, tenant_id: int, rows: Iterable[tuple], received_at: d
         (key, ext, name, _as_text(ts), _as_text(props))
         for key, ext, name, ts, props in (first[k] for k in sorted(first))
     ]
+    return _store_batch(tenant_id, batch, received_at)
+
+
+def _store_batch(tenant_id: int, batch: list[tuple], received_at: datetime) -> int:
+    """Store `batch` (unique keys in key order, timestamps and properties as text); retried on a
+    key race (then, after FAST_ATTEMPTS, through ON CONFLICT) and on deadlocks."""
     if not batch:
         return 0
 
@@ -224,29 +217,39 @@ def _customer_ids(cur: psycopg.Cursor, tenant_id: int, externals: list[str], now
     return ids
 
 
+def _copy_payload(tenant_id: int, ids: dict[str, int], rows: list[tuple], received_at: datetime) -> bytes:
+    prefix = f"{tenant_id}\t"
+    suffix = f"\t{received_at.isoformat()}\n"
+    return "".join(
+        [
+            f"{prefix}{ids[ext]}\t{_copy_text(key)}\t{_copy_text(name)}\t{ts}\t{_copy_text(props)}{suffix}"
+            for key, ext, name, ts, props in rows
+        ]
+    ).encode()
+
+
 def _store(tenant_id: int, batch: list[tuple], received_at: datetime, *, fast: bool) -> int:
     with transaction.atomic(), connection.cursor() as cursor:
         cur = cursor.cursor  # the psycopg cursor, for COPY
         ids = _customer_ids(cur, tenant_id, sorted({r[1] for r in batch}), received_at)
         if fast:
-            cur.execute(EXISTING_KEYS_SQL, [tenant_id, _dumps([r[0] for r in batch])])
-            existing = {k for (k,) in cur.fetchall()}
-            new = [r for r in batch if r[0] not in existing] if existing else batch
-            if not new:
-                return 0
-            prefix = f"{tenant_id}\t"
-            suffix = f"\t{received_at.isoformat()}\n"
-            payload = "".join(
-                [
-                    f"{prefix}{ids[ext]}\t{_copy_text(key)}\t{_copy_text(name)}\t{ts}\t{_copy_text(props)}{suffix}"
-                    for key, ext, name, ts, props in new
-                ]
-            ).encode()
+            # Resends are the exception: COPY first and probe for stored keys only when the unique
+            # index says some are (the probe costs as much as a tenth of the COPY).
+            new = batch
             try:
-                with cur.copy(COPY_SIGNALS_SQL) as copy:
-                    copy.write(payload)
+                with transaction.atomic(), cur.copy(COPY_SIGNALS_SQL) as copy:
+                    copy.write(_copy_payload(tenant_id, ids, new, received_at))
             except psycopg.errors.UniqueViolation:
-                raise _KeyRace from None
+                cur.execute(EXISTING_KEYS_SQL, [tenant_id, _dumps([r[0] for r in batch])])
+                existing = {k for (k,) in cur.fetchall()}
+                new = [r for r in batch if r[0] not in existing]
+                if not new:
+                    return 0
+                try:
+                    with cur.copy(COPY_SIGNALS_SQL) as copy:
+                        copy.write(_copy_payload(tenant_id, ids, new, received_at))
+                except psycopg.errors.UniqueViolation:
+                    raise _KeyRace from None
             stored = [(ids[ext], name, ts) for _key, ext, name, ts, _props in new]
         else:
             rows = [(key, ids[ext], name, ts, props) for key, ext, name, ts, props in batch]
@@ -256,7 +259,7 @@ def _store(tenant_id: int, batch: list[tuple], received_at: datetime, *, fast: b
             stored = [(cid, name, ts.isoformat()) for cid, name, ts in cur.fetchall()]
             if not stored:
                 return 0
-        cur.execute(ROLLUPS_SQL, {"tenant": tenant_id, "rows": _dumps(stored)})
+        cur.execute(DELTA_SQL, [tenant_id, _dumps(stored), received_at])
     return len(stored)
 
 
@@ -332,8 +335,13 @@ def signal_tables_analyze(cur: Any) -> None:
 
 def rollups_rebuild(*, tenant_id: int) -> None:
     """Recompute a tenant's SignalDaily and SignalName from raw signals (after a bulk COPY that
-    bypassed the fast path, or to repair). Set-based, in one transaction."""
+    bypassed the fast path, or to repair). Set-based, in one transaction; pending deltas are
+    dropped, as the raw signals they describe are counted here."""
     with transaction.atomic(), connection.cursor() as cur:
+        # Batches that commit after this wait for it: their signals are not counted below and
+        # their deltas are folded later. Rebuilds are rare (bulk loads, repair).
+        cur.execute("LOCK TABLE proactive_signalrollupdelta IN SHARE ROW EXCLUSIVE MODE")
+        cur.execute("DELETE FROM proactive_signalrollupdelta WHERE tenant_id = %s", [tenant_id])
         cur.execute("DELETE FROM proactive_signaldaily WHERE tenant_id = %s", [tenant_id])
         cur.execute("DELETE FROM proactive_signalname WHERE tenant_id = %s", [tenant_id])
         cur.execute(
