@@ -88,11 +88,27 @@ def signals_ingest(
     `nul_free=True` says the JSON text held no `\\u0000` escape (so no string can hold NUL);
     `labels` names the fields in errors as the sender's wire format does."""
     now = now or timezone.now()
-    latest = now + FUTURE_SLACK
-    check_nul = not nul_free
     result = SignalsResult()
-    errors = result.errors
-    first: dict[str, SignalRow] = {}  # the first good record of each key wins
+    latest = now + FUTURE_SLACK
+    result.errors, batch = signals_validate(records, latest, check_nul=not nul_free, labels=labels)
+    result.rejected = len(result.errors)
+    if batch:
+        result.accepted = _store_batch(tenant.pk, batch, now)
+        result.duplicates = len(records) - result.rejected - result.accepted
+    return result
+
+
+def signals_validate(
+    records: Sequence[Any],
+    latest: datetime,
+    *,
+    check_nul: bool = True,
+    labels: dict[str, str] = SIGNAL_LABELS,
+) -> tuple[list[dict[str, Any]], list[tuple]]:
+    """(errors by index, the good rows ready for `_store_batch`): the first good record of each
+    key, in key order, timestamps as ISO text."""
+    errors: list[dict[str, Any]] = []
+    first: dict[str, SignalRow] = {}
     for index, rec in enumerate(records):
         error, row = signal_error(rec, latest, check_nul=check_nul, labels=labels)
         if error is None:
@@ -100,16 +116,9 @@ def signals_ingest(
                 first[row[0]] = row
         else:
             errors.append({"index": index, "id": echo_id(rec), "error": error})
-    result.rejected = len(errors)
-    if first:
-        batch = [
-            (key, ext, name, ts.isoformat(), props)
-            for key, ext, name, ts, props in map(first.get, sorted(first))
-        ]
-        inserted = _store_batch(tenant.pk, batch, now)
-        result.accepted = inserted
-        result.duplicates = len(records) - result.rejected - inserted
-    return result
+    ordered = map(first.get, sorted(first))
+    batch = [(key, ext, name, ts.isoformat(), props) for key, ext, name, ts, props in ordered]
+    return errors, batch
 
 
 # Big parameters travel as one JSON text each: Django's psycopg cursor binds on the client, where

@@ -40,7 +40,7 @@ def _segment_body(request: Request) -> tuple[Any, bool]:
         body = _inflate(body)
     elif encoding not in ("", "identity"):
         raise ParseError(f"Unsupported Content-Encoding {encoding[:20]!r}.")
-    return _loads_signals(body), b"\\u0000" not in body
+    return _loads_signals(body, field="batch"), b"\\u0000" not in body
 
 
 class SegmentResponseSerializer(serializers.Serializer):
