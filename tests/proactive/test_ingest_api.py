@@ -13,13 +13,9 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from accounts.services import api_key_create
-<<<<<<< HEAD
 from proactive import api as proactive_api
-from proactive.models import Customer, RiskScore, Signal, SignalDaily, SignalName
-=======
 from proactive.models import Customer, RiskScore, Signal, SignalDaily, SignalName, SignalRollupDelta
 from proactive.rollups import rollups_fold
->>>>>>> cde0d2f (Ingestion: rollups folded off the request path (one delta row per batch, folded exactly once by a beat task, unioned into feature reads), COPY before probing for stored keys)
 from tests.factories import TenantFactory
 
 SIGNALS = "/api/v1/signals/batch"
