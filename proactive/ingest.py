@@ -111,12 +111,12 @@ def signals_validate(
     first: dict[str, SignalRow] = {}
     for index, rec in enumerate(records):
         error, row = signal_error(rec, latest, check_nul=check_nul, labels=labels)
-        if error is None:
+        if row is not None:
             if row[0] not in first:
                 first[row[0]] = row
         else:
             errors.append({"index": index, "id": echo_id(rec), "error": error})
-    ordered = map(first.get, sorted(first))
+    ordered = [first[key] for key in sorted(first)]
     batch = [(key, ext, name, ts.isoformat(), props) for key, ext, name, ts, props in ordered]
     return errors, batch
 

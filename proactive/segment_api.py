@@ -51,7 +51,7 @@ class SegmentResponseSerializer(serializers.Serializer):
     errors = SignalErrorSerializer(many=True)
 
 
-SCHEMA = {
+SCHEMA: dict[str, Any] = {
     "request": {"application/json": dict},
     "responses": {
         200: SegmentResponseSerializer,
