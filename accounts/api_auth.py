@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 from dataclasses import dataclass
 from datetime import timedelta
@@ -68,3 +70,33 @@ class ServerKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="api"'
+
+
+def basic_username(request: Request) -> str | None:
+    """The user name of `Authorization: Basic base64(user:password)`, or None."""
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic" or not encoded.strip():
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return decoded.partition(":")[0] or None
+
+
+class WriteKeyAuthentication(ServerKeyAuthentication):
+    """Segment's write-key convention: HTTP Basic with the server key as the user name (the
+    password is empty and not checked, as Segment does). A Bearer key works too."""
+
+    def authenticate(self, request: Request) -> tuple[KeyPrincipal, ApiKey] | None:
+        token = basic_username(request)
+        if token is None:
+            return super().authenticate(request)
+        key = api_key_authenticate(token)
+        if key is None:
+            raise exceptions.AuthenticationFailed("Invalid or revoked write key.")
+        return KeyPrincipal(tenant=key.tenant, key=key), key
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Basic realm="segment"'

@@ -1,5 +1,6 @@
 """Where one 5,000-signal batch spends its time, stage by stage (in process, the functions the
-API calls), beside a raw COPY of the same rows in the same loop; medians over N batches.
+API calls), beside a raw COPY of the same rows in the same loop; medians over N batches. The
+fold of the batch's rollup delta (a worker's job, not the request's) is timed apart.
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/p2 .venv/bin/python bench/ingest_stages.py 7
 """
@@ -25,6 +26,7 @@ def main() -> None:
     from accounts.services import tenant_create
     from proactive import ingest
     from proactive.api import _loads_signals
+    from proactive.rollups import DELTA_SQL, rollups_fold
 
     batches = int(sys.argv[1]) if len(sys.argv) > 1 else 7
     stamp = str(time.time()).replace(".", "")
@@ -56,37 +58,25 @@ def main() -> None:
         body = json.dumps({"signals": raw}).encode()
         b = time.perf_counter()
         data = _loads_signals(body)["signals"]
-        b = mark("JSON parse + depth check", b)
-        latest = timezone.now() + timedelta(hours=1)
-        rows = [ingest._signal_error(r, latest, check_nul=False)[1] for r in data]
-        b = mark("validation", b)
-        first = {}
-        for r in rows:
-            first.setdefault(r[0], r)
-        batch = [(k, e, nm, ingest._as_text(ts), p) for k, e, nm, ts, p in (first[k] for k in sorted(first))]
-        b = mark("dedupe, sort, timestamps to text", b)
+        b = mark("JSON parse (orjson) + depth check", b)
+        now = timezone.now()
+        _errors, batch = ingest.signals_validate(data, now + timedelta(hours=1), check_nul=False)
+        b = mark("validation, dedupe by key, sort, timestamps to text", b)
         with transaction.atomic(), connection.cursor() as c:
             cur = c.cursor
-            ids = ingest._customer_ids(cur, tid, sorted({r[1] for r in batch}), timezone.now())
+            ids = ingest._customer_ids(cur, tid, sorted({r[1] for r in batch}), now)
             b = mark("resolve customers", b)
-            cur.execute(ingest.EXISTING_KEYS_SQL, [tid, ingest._dumps([r[0] for r in batch])])
-            cur.fetchall()
-            b = mark("probe for stored keys", b)
-            received = timezone.now().isoformat()
-            payload = "".join(
-                [
-                    f"{tid}\t{ids[e]}\t{ingest._copy_text(k)}\t{nm}\t{ts}\t{ingest._copy_text(p)}\t{received}\n"
-                    for k, e, nm, ts, p in batch
-                ]
-            ).encode()
+            payload = ingest._copy_payload(tid, ids, batch, now)
             b = mark("build the COPY payload", b)
-            with cur.copy(ingest.COPY_SIGNALS_SQL) as copy:
+            with transaction.atomic(), cur.copy(ingest.COPY_SIGNALS_SQL) as copy:
                 copy.write(payload)
-            b = mark("COPY into proactive_signal", b)
+            b = mark("COPY into proactive_signal (in a savepoint)", b)
             stored = [(ids[e], nm, ts) for _k, e, nm, ts, _p in batch]
-            cur.execute(ingest.ROLLUPS_SQL, {"tenant": tid, "rows": ingest._dumps(stored)})
-            b = mark("rollups (SignalDaily + SignalName)", b)
-        mark("commit", b)
+            cur.execute(DELTA_SQL, [tid, ingest._dumps(stored), now])
+            b = mark("rollup delta (one row)", b)
+        b = mark("commit", b)
+        rollups_fold(tenant_id=tid)
+        mark("fold into SignalDaily + SignalName (worker, off the request)", b)
         with psycopg.connect(**dsn) as conn:
             b = time.perf_counter()
             with conn.transaction(), conn.cursor() as cur, cur.copy(COPY_SQL) as copy:
@@ -100,7 +90,7 @@ def main() -> None:
     total = 0.0
     for label, values in times.items():
         median = statistics.median(values)
-        if not label.startswith("raw"):
+        if not label.startswith(("raw", "fold")):
             total += median
         print(f"| {label} | {median:.1f} |")
     print(f"| API total | {total:.1f} |")

@@ -23,6 +23,7 @@ from django.utils import timezone
 from accounts.models import Tenant
 from campaigns.models import Campaign, OutcomeSweep, Outreach, Playbook
 from proactive.chunks import CHUNK_SIZE, customer_id_ranges
+from proactive.rollups import rollups_fold
 from proactive.signal_patterns import patterns_sql
 
 # The longest window the pages offer; a row's outcome is final once this has elapsed.
@@ -38,6 +39,7 @@ def outcomes_sweep(
     `as_of` is accepted for the pipeline's signature and ignored: an outcome is what the
     signals stored now say, whatever time a run scores as of.
     """
+    rollups_fold(tenant_id=tenant.pk)  # the sweep reads the daily rollups and the name catalogue
     now = timezone.now()
     with transaction.atomic():
         with connection.cursor() as cur:  # one sweep per tenant at a time (two schedulers' runs)

@@ -28,9 +28,9 @@ from proactive.models import (
     RiskScore,
     RiskScoreDaily,
     Signal,
-    SignalDaily,
     SignalName,
 )
+from proactive.rollups import DAILY_SOURCE, NAMES_SOURCE
 from proactive.signal_patterns import matches_any
 
 T = TypeVar("T")
@@ -283,7 +283,7 @@ def drift_get(*, tenant: Tenant, model: RiskModel, current_mean: float | None, n
     total = sum(row.get("n", 0) for row in table)
     trained_mean = sum(row["n"] * row["predicted"] for row in table) / total if total else None
     used = _model_signal_names(model)
-    catalogue = list(SignalName.objects.for_tenant(tenant).order_by("name"))
+    catalogue = signal_catalogue(tenant)
     new = [s for s in catalogue if s.first_seen > model.as_of]
     silent = [
         s
@@ -350,12 +350,26 @@ def customer_risk_history(
 
 
 def customer_signal_days(*, tenant: Tenant, customer: Customer, since: date) -> list[tuple[str, date, int]]:
-    return list(
-        SignalDaily.objects.for_tenant(tenant)
-        .filter(customer=customer, day__gte=since)
-        .order_by("day", "name")
-        .values_list("name", "day", "count")
-    )
+    with connection.cursor() as cur:
+        cur.execute(
+            f"SELECT d.name, d.day, sum(d.count)::int FROM {DAILY_SOURCE} d "  # noqa: S608
+            "WHERE d.tenant_id = %s AND d.customer_id = %s AND d.day >= %s GROUP BY 2, 1 ORDER BY 2, 1",
+            [tenant.pk, customer.pk, since],
+        )
+        return cur.fetchall()
+
+
+def signal_catalogue(tenant: Tenant) -> list[SignalName]:
+    """The tenant's signal names with the rollup deltas not folded in yet (unsaved rows)."""
+    with connection.cursor() as cur:
+        cur.execute(
+            f"SELECT name, total, first_seen, last_seen FROM {NAMES_SOURCE} n ORDER BY name",  # noqa: S608
+            [tenant.pk, tenant.pk],
+        )
+        return [
+            SignalName(tenant=tenant, name=name, total=total, first_seen=first, last_seen=last)
+            for name, total, first, last in cur.fetchall()
+        ]
 
 
 def customer_signals_recent(*, tenant: Tenant, customer: Customer, limit: int = 40) -> list[Signal]:

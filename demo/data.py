@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from accounts.models import Tenant
 from proactive.ingest import customers_upsert, signal_tables_analyze, signals_copy_insert
+from proactive.rollups import rollups_fold
 
 FIRST = [
     "Ada",
@@ -211,6 +212,7 @@ def generate_demo_data(
             strict=True,
         )
         stored += signals_copy_insert(tenant_id=tenant.pk, rows=rows, received_at=end)
+    rollups_fold(tenant_id=tenant.pk)  # what the worker would do next
     with connection.cursor() as cur:
         signal_tables_analyze(cur)  # a bulk load: the pipeline runs right after it
     return DemoSummary(

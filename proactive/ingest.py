@@ -1,27 +1,27 @@
 """Ingestion services: customers and signals in, set-based.
 
-Signals go through one fast path, all in one transaction per batch: validate in Python
-(first occurrence of a key in the batch wins), resolve external ids to customer ids (one
-lookup; unknown customers are created), drop the keys already stored (one index probe),
-COPY the new rows straight into `proactive_signal`, then upsert the daily rollups and the
-name catalogue from the same rows, aggregated in SQL. A failed request writes nothing.
+Signals go through one fast path, all in one transaction per batch: validate in Python with
+`proactive.ingest_rules` (first occurrence of a key in the batch wins), resolve external ids to
+customer ids (one lookup; unknown customers are created), COPY the rows straight into
+`proactive_signal`, and append one rollup delta row for the batch (`proactive.rollups`: folded
+into the daily rollups and the name catalogue off the request path). A failed request writes
+nothing.
 
 A resent key is never stored (nor counted) twice, also when two requests race: the unique
-index on (tenant, key) makes the second COPY fail with a unique violation once the first
-commits, and the batch is retried; its probe then sees the first one's keys. After
-`FAST_ATTEMPTS` such races the batch goes through `INSERT ... ON CONFLICT DO NOTHING
-RETURNING`, which cannot fail on a duplicate. Customers are created in external-id order,
-signals in key order and rollups in (customer, name, day) order, so concurrent batches lock
-in the same order instead of deadlocking (deadlocks are retried anyway).
+index on (tenant, key) makes a COPY that meets a stored key fail; the batch then probes for
+the stored keys (one index lookup) and COPYs only the new ones. A concurrent commit between
+probe and COPY fails that COPY too and the batch is retried; after `FAST_ATTEMPTS` such races
+it goes through `INSERT ... ON CONFLICT DO NOTHING RETURNING`, which cannot fail on a
+duplicate. Customers are created in external-id order and signals in key order, so concurrent
+batches lock in the same order instead of deadlocking (deadlocks are retried anyway).
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -29,20 +29,20 @@ from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
-from accounts.api_parsers import contains_nul
 from accounts.models import Tenant
+from proactive.ingest_rules import (
+    FUTURE_SLACK,
+    SIGNAL_LABELS,
+    SignalRow,
+    customer_error,
+    echo_id,
+    signal_error,
+)
+from proactive.ingest_rules import dumps as _dumps
+from proactive.rollups import DELTA_SQL
 
-MAX_SIGNALS = 10_000
-MAX_CUSTOMERS = 10_000
-MAX_BODY_BYTES = 10 * 1024 * 1024
-MAX_KEY = 128
-MAX_EXTERNAL_ID = 255
-FUTURE_SLACK = timedelta(hours=1)
-NAME_RE = re.compile(r"^[a-z0-9_.:-]{1,100}$")
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 DEADLOCK_RETRIES = 3
 FAST_ATTEMPTS = 3
-SIGNAL_FIELDS = frozenset({"id", "customer", "name", "timestamp", "properties"})
 
 
 @dataclass
@@ -58,85 +58,6 @@ class CustomersResult:
     created: int = 0
     updated: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
-
-
-def parse_timestamp(value: Any) -> datetime:
-    """ISO 8601 with an offset (a trailing Z is accepted); raises ValueError."""
-    if not isinstance(value, str):
-        raise ValueError("must be an ISO 8601 string with an offset")
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"{value[:40]!r} is not an ISO 8601 timestamp") from None
-    if parsed.tzinfo is None:
-        raise ValueError(f"{value[:40]!r} has no UTC offset")
-    try:
-        return parsed.astimezone(UTC)
-    except OverflowError:  # 0001-01-01T00:00:00+05:00, 9999-12-31T23:59:59-05:00
-        raise ValueError(f"{value[:40]!r} is out of range in UTC") from None
-
-
-NUL_ERROR = "strings must not contain NUL characters"
-SURROGATE_ERROR = "strings must be valid Unicode (no lone surrogates)"
-NUMBER_ERROR = "numbers must be finite (1e400 is out of range)"
-_dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
-
-
-def _valid_unicode(*texts: str) -> bool:
-    try:
-        for text in texts:
-            text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _signal_error(rec: Any, latest: datetime, *, check_nul: bool = True) -> tuple[str | None, tuple | None]:
-    """Classify one record: (error, None) or (None, (key, customer, name, ts, properties JSON)).
-
-    The timestamp comes back as a datetime in UTC and the properties as JSON text, ready for
-    COPY. `check_nul=False` skips the NUL walk when the caller knows the body holds none."""
-    if not isinstance(rec, dict):
-        return "must be an object", None
-    if check_nul and contains_nul(rec):
-        return NUL_ERROR, None
-    key, customer, name = rec.get("id"), rec.get("customer"), rec.get("name")
-    if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY:
-        return f"'id' must be a string of 1-{MAX_KEY} characters", None
-    if not isinstance(customer, str) or not 1 <= len(customer) <= MAX_EXTERNAL_ID:
-        return f"'customer' must be an external_id string of 1-{MAX_EXTERNAL_ID} characters", None
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        return "'name' must match ^[a-z0-9_.:-]{1,100}$", None
-    try:
-        ts = parse_timestamp(rec.get("timestamp"))
-    except ValueError as exc:
-        return f"'timestamp' {exc}", None
-    if ts > latest:
-        return "'timestamp' is more than an hour in the future", None
-    props = rec.get("properties")
-    if not props:
-        if props is not None and not isinstance(props, dict):
-            return "'properties' must be an object", None
-        props_json = "{}"
-    elif not isinstance(props, dict):
-        return "'properties' must be an object", None
-    else:
-        try:
-            props_json = _dumps(props)
-        except ValueError:  # 1e400 parsed as inf: not JSON that PostgreSQL can store
-            return NUMBER_ERROR, None
-    if not rec.keys() <= SIGNAL_FIELDS:
-        return f"unknown field(s): {', '.join(sorted(set(rec) - SIGNAL_FIELDS))}", None
-    return None, (key, customer, name, ts, props_json)
-
-
-def _echo_id(rec: Any) -> str | None:
-    """The record's id for its error entry: a string (lone surrogates escaped so the response
-    renders) or null, as the contract's schema says (an id of another type is not echoed)."""
-    key = rec.get("id") if isinstance(rec, dict) else None
-    if not isinstance(key, str):
-        return None
-    return key if _valid_unicode(key) else key.encode("utf-8", "backslashreplace").decode()
 
 
 def _sqlstate(exc: BaseException) -> str | None:
@@ -155,34 +76,49 @@ def _retrying(fn: Any) -> Any:
 
 
 def signals_ingest(
-    *, tenant: Tenant, records: Sequence[Any], now: datetime | None = None, nul_free: bool = False
+    *,
+    tenant: Tenant,
+    records: Sequence[Any],
+    now: datetime | None = None,
+    nul_free: bool = False,
+    labels: dict[str, str] = SIGNAL_LABELS,
 ) -> SignalsResult:
     """Store a batch of signals: bad records reported by index, good ones stored once.
 
-    `nul_free=True` says the JSON text held no `\\u0000` escape (so no string can hold NUL)."""
+    `nul_free=True` says the JSON text held no `\\u0000` escape (so no string can hold NUL);
+    `labels` names the fields in errors as the sender's wire format does."""
     now = now or timezone.now()
-    latest = now + FUTURE_SLACK
-    check_nul = not nul_free
     result = SignalsResult()
-    errors = result.errors
-    rows: list[tuple] = []
-    append = rows.append
-    for index, rec in enumerate(records):
-        error, row = _signal_error(rec, latest, check_nul=check_nul)
-        if error is None and not (row[0].isascii() and row[1].isascii() and row[4].isascii()):
-            # Lone surrogates (\\ud800 in the JSON) parse but are not UTF-8: PostgreSQL would
-            # refuse the whole batch.
-            error = None if _valid_unicode(row[0], row[1], row[4]) else SURROGATE_ERROR
-        if error is None:
-            append(row)
-        else:
-            errors.append({"index": index, "id": _echo_id(rec), "error": error})
-    result.rejected = len(errors)
-    if rows:
-        inserted = signals_copy_insert(tenant_id=tenant.pk, rows=rows, received_at=now)
-        result.accepted = inserted
-        result.duplicates = len(rows) - inserted
+    latest = now + FUTURE_SLACK
+    result.errors, batch = signals_validate(records, latest, check_nul=not nul_free, labels=labels)
+    result.rejected = len(result.errors)
+    if batch:
+        result.accepted = _store_batch(tenant.pk, batch, now)
+        result.duplicates = len(records) - result.rejected - result.accepted
     return result
+
+
+def signals_validate(
+    records: Sequence[Any],
+    latest: datetime,
+    *,
+    check_nul: bool = True,
+    labels: dict[str, str] = SIGNAL_LABELS,
+) -> tuple[list[dict[str, Any]], list[tuple]]:
+    """(errors by index, the good rows ready for `_store_batch`): the first good record of each
+    key, in key order, timestamps as ISO text."""
+    errors: list[dict[str, Any]] = []
+    first: dict[str, SignalRow] = {}
+    for index, rec in enumerate(records):
+        error, row = signal_error(rec, latest, check_nul=check_nul, labels=labels)
+        if row is not None:
+            if row[0] not in first:
+                first[row[0]] = row
+        else:
+            errors.append({"index": index, "id": echo_id(rec), "error": error})
+    ordered = [first[key] for key in sorted(first)]
+    batch = [(key, ext, name, ts.isoformat(), props) for key, ext, name, ts, props in ordered]
+    return errors, batch
 
 
 # Big parameters travel as one JSON text each: Django's psycopg cursor binds on the client, where
@@ -210,29 +146,9 @@ COPY_SIGNALS_SQL = (
     "COPY proactive_signal (tenant_id, customer_id, key, name, timestamp, properties, received_at) FROM STDIN"
 )
 
-# Rollups of the rows just stored, aggregated in SQL from [customer id, name, timestamp]
-# triples: one upsert of SignalDaily and one of SignalName, each in lock order.
-ROLLUPS_SQL = """
-WITH r AS (
-    SELECT (e->>0)::bigint AS customer_id, e->>1 AS name, (e->>2)::timestamptz AS ts
-    FROM json_array_elements(%(rows)s::json) AS e
-), daily AS (
-    INSERT INTO proactive_signaldaily AS d (tenant_id, customer_id, name, day, count, last_at)
-    SELECT %(tenant)s, customer_id, name, (ts AT TIME ZONE 'UTC')::date, count(*), max(ts)
-    FROM r GROUP BY 2, 3, 4 ORDER BY 2, 3, 4
-    ON CONFLICT (tenant_id, customer_id, name, day)
-    DO UPDATE SET count = d.count + EXCLUDED.count, last_at = greatest(d.last_at, EXCLUDED.last_at)
-)
-INSERT INTO proactive_signalname AS n (tenant_id, name, total, first_seen, last_seen)
-SELECT %(tenant)s, name, count(*), min(ts), max(ts) FROM r GROUP BY 2 ORDER BY 2
-ON CONFLICT (tenant_id, name) DO UPDATE SET total = n.total + EXCLUDED.total,
-    first_seen = least(n.first_seen, EXCLUDED.first_seen),
-    last_seen = greatest(n.last_seen, EXCLUDED.last_seen)
-"""
-
 # The race-proof path (after FAST_ATTEMPTS unique violations), from [key, customer id, name,
 # timestamp, properties JSON text] rows in key order: only the rows actually stored come back
-# from RETURNING and feed the same rollups.
+# from RETURNING and go into the rollup delta.
 INSERT_ON_CONFLICT_SQL = """
 INSERT INTO proactive_signal (tenant_id, customer_id, key, name, timestamp, properties, received_at)
 SELECT %(tenant)s, (e->>1)::bigint, e->>0, e->>2, (e->>3)::timestamptz, (e->>4)::jsonb, %(now)s
@@ -267,8 +183,8 @@ class _KeyRace(Exception):
 def signals_copy_insert(*, tenant_id: int, rows: Iterable[tuple], received_at: datetime) -> int:
     """The fast path: rows are (key, customer external_id, name, timestamp, properties) with the
     timestamp aware (or ISO text) and properties JSON text (or Jsonb). Stores the rows whose key
-    is new (the first one of a key repeated in `rows`), creates unknown customers and updates the
-    rollups, in one transaction; returns the number of rows stored (the rest were duplicates)."""
+    is new (the first one of a key repeated in `rows`), creates unknown customers and appends the
+    rollup delta, in one transaction; returns the number of rows stored (the rest were duplicates)."""
     first: dict[str, tuple] = {}
     for row in rows:
         if row[0] not in first:
@@ -277,6 +193,12 @@ def signals_copy_insert(*, tenant_id: int, rows: Iterable[tuple], received_at: d
         (key, ext, name, _as_text(ts), _as_text(props))
         for key, ext, name, ts, props in (first[k] for k in sorted(first))
     ]
+    return _store_batch(tenant_id, batch, received_at)
+
+
+def _store_batch(tenant_id: int, batch: list[tuple], received_at: datetime) -> int:
+    """Store `batch` (unique keys in key order, timestamps and properties as text); retried on a
+    key race (then, after FAST_ATTEMPTS, through ON CONFLICT) and on deadlocks."""
     if not batch:
         return 0
 
@@ -304,29 +226,39 @@ def _customer_ids(cur: psycopg.Cursor, tenant_id: int, externals: list[str], now
     return ids
 
 
+def _copy_payload(tenant_id: int, ids: dict[str, int], rows: list[tuple], received_at: datetime) -> bytes:
+    prefix = f"{tenant_id}\t"
+    suffix = f"\t{received_at.isoformat()}\n"
+    return "".join(
+        [
+            f"{prefix}{ids[ext]}\t{_copy_text(key)}\t{_copy_text(name)}\t{ts}\t{_copy_text(props)}{suffix}"
+            for key, ext, name, ts, props in rows
+        ]
+    ).encode()
+
+
 def _store(tenant_id: int, batch: list[tuple], received_at: datetime, *, fast: bool) -> int:
     with transaction.atomic(), connection.cursor() as cursor:
         cur = cursor.cursor  # the psycopg cursor, for COPY
         ids = _customer_ids(cur, tenant_id, sorted({r[1] for r in batch}), received_at)
         if fast:
-            cur.execute(EXISTING_KEYS_SQL, [tenant_id, _dumps([r[0] for r in batch])])
-            existing = {k for (k,) in cur.fetchall()}
-            new = [r for r in batch if r[0] not in existing] if existing else batch
-            if not new:
-                return 0
-            prefix = f"{tenant_id}\t"
-            suffix = f"\t{received_at.isoformat()}\n"
-            payload = "".join(
-                [
-                    f"{prefix}{ids[ext]}\t{_copy_text(key)}\t{_copy_text(name)}\t{ts}\t{_copy_text(props)}{suffix}"
-                    for key, ext, name, ts, props in new
-                ]
-            ).encode()
+            # Resends are the exception: COPY first and probe for stored keys only when the unique
+            # index says some are (the probe costs as much as a tenth of the COPY).
+            new = batch
             try:
-                with cur.copy(COPY_SIGNALS_SQL) as copy:
-                    copy.write(payload)
+                with transaction.atomic(), cur.copy(COPY_SIGNALS_SQL) as copy:
+                    copy.write(_copy_payload(tenant_id, ids, new, received_at))
             except psycopg.errors.UniqueViolation:
-                raise _KeyRace from None
+                cur.execute(EXISTING_KEYS_SQL, [tenant_id, _dumps([r[0] for r in batch])])
+                existing = {k for (k,) in cur.fetchall()}
+                new = [r for r in batch if r[0] not in existing]
+                if not new:
+                    return 0
+                try:
+                    with cur.copy(COPY_SIGNALS_SQL) as copy:
+                        copy.write(_copy_payload(tenant_id, ids, new, received_at))
+                except psycopg.errors.UniqueViolation:
+                    raise _KeyRace from None
             stored = [(ids[ext], name, ts) for _key, ext, name, ts, _props in new]
         else:
             rows = [(key, ids[ext], name, ts, props) for key, ext, name, ts, props in batch]
@@ -336,46 +268,8 @@ def _store(tenant_id: int, batch: list[tuple], received_at: datetime, *, fast: b
             stored = [(cid, name, ts.isoformat()) for cid, name, ts in cur.fetchall()]
             if not stored:
                 return 0
-        cur.execute(ROLLUPS_SQL, {"tenant": tenant_id, "rows": _dumps(stored)})
+        cur.execute(DELTA_SQL, [tenant_id, _dumps(stored), received_at])
     return len(stored)
-
-
-def _customer_error(rec: Any) -> tuple[str | None, dict | None]:
-    if not isinstance(rec, dict):
-        return "must be an object", None
-    if contains_nul(rec):
-        return NUL_ERROR, None
-    try:
-        if not _valid_unicode(_dumps(rec)):
-            return SURROGATE_ERROR, None
-    except ValueError:
-        return NUMBER_ERROR, None
-    ext = rec.get("external_id")
-    if not isinstance(ext, str) or not 1 <= len(ext) <= MAX_EXTERNAL_ID:
-        return f"'external_id' must be a string of 1-{MAX_EXTERNAL_ID} characters", None
-    extra = set(rec) - {"external_id", "name", "email", "signed_up_at", "attributes"}
-    if extra:
-        return f"unknown field(s): {', '.join(sorted(extra))}", None
-    clean: dict[str, Any] = {"external_id": ext}
-    if rec.get("name") is not None:
-        if not isinstance(rec["name"], str) or len(rec["name"]) > 255:
-            return "'name' must be a string of at most 255 characters", None
-        clean["name"] = rec["name"]
-    if rec.get("email") is not None:
-        email = rec["email"]
-        if not isinstance(email, str) or len(email) > 254 or (email and not EMAIL_RE.match(email)):
-            return "'email' must be an email address", None
-        clean["email"] = email
-    if rec.get("signed_up_at") is not None:
-        try:
-            clean["signed_up_at"] = parse_timestamp(rec["signed_up_at"])
-        except ValueError as exc:
-            return f"'signed_up_at' {exc}", None
-    if rec.get("attributes") is not None:
-        if not isinstance(rec["attributes"], dict):
-            return "'attributes' must be an object", None
-        clean["attributes"] = rec["attributes"]
-    return None, clean
 
 
 UPSERT_CUSTOMERS_NEW_SQL = """
@@ -412,7 +306,7 @@ def customers_upsert(
     result = CustomersResult()
     merged: dict[str, dict[str, Any]] = {}
     for index, rec in enumerate(records):
-        error, clean = _customer_error(rec)
+        error, clean = customer_error(rec)
         if error is not None:
             result.errors.append({"index": index, "error": error})
             continue
@@ -450,8 +344,13 @@ def signal_tables_analyze(cur: Any) -> None:
 
 def rollups_rebuild(*, tenant_id: int) -> None:
     """Recompute a tenant's SignalDaily and SignalName from raw signals (after a bulk COPY that
-    bypassed the fast path, or to repair). Set-based, in one transaction."""
+    bypassed the fast path, or to repair). Set-based, in one transaction; pending deltas are
+    dropped, as the raw signals they describe are counted here."""
     with transaction.atomic(), connection.cursor() as cur:
+        # Batches that commit after this wait for it: their signals are not counted below and
+        # their deltas are folded later. Rebuilds are rare (bulk loads, repair).
+        cur.execute("LOCK TABLE proactive_signalrollupdelta IN SHARE ROW EXCLUSIVE MODE")
+        cur.execute("DELETE FROM proactive_signalrollupdelta WHERE tenant_id = %s", [tenant_id])
         cur.execute("DELETE FROM proactive_signaldaily WHERE tenant_id = %s", [tenant_id])
         cur.execute("DELETE FROM proactive_signalname WHERE tenant_id = %s", [tenant_id])
         cur.execute(

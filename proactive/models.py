@@ -87,6 +87,24 @@ class SignalDaily(TenantOwned):
         indexes = [models.Index(fields=["tenant", "day"], name="signaldaily_tenant_day")]
 
 
+class SignalRollupDelta(TenantOwned):
+    """One stored batch's contribution to SignalDaily and SignalName, not yet folded in.
+
+    Ingestion appends one row per batch (the stored signals as a JSON array of
+    [customer id, name, timestamp]) instead of upserting the rollups inside the request;
+    `proactive.rollups.rollups_fold` moves pending rows into the rollups (delete and upsert in one
+    transaction: exactly once), and readers that must be exact union the pending rows in."""
+
+    tenant = models.ForeignKey(
+        "accounts.Tenant", on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
+    rows = models.TextField()  # JSON text, read as ::json (no jsonb conversion on the request path)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "id"], name="signalrollupdelta_tenant_id")]
+
+
 class SignalName(TenantOwned):
     """The catalogue of signal names a tenant actually sends (drives the default feature set)."""
 

@@ -21,6 +21,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"))),
+    path("ingest/segment/", include("proactive.segment_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("", include("accounts.urls")),
     path("", include("dashboard.urls")),

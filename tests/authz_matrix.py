@@ -213,5 +213,10 @@ MATRIX: dict[str, str] = {
     'dashboard:webhook_detail': '-----++',
     'dashboard:webhooks': '-----++',
     'dashboard:webhook_toggle': '-----++',
+    'segment:batch': '--+----',  # Segment's write key (HTTP Basic) or the Bearer server key
+    'segment:identify': '--+----',
+    'segment:page': '--+----',
+    'segment:screen': '--+----',
+    'segment:track': '--+----',
 }
 # fmt: on

@@ -5,6 +5,7 @@ When a new tenant-owned model appears, add a row for it here: the probe fails un
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 from django.utils import timezone
@@ -22,6 +23,7 @@ from proactive.models import (
     RiskScoreDaily,
     SignalDaily,
     SignalName,
+    SignalRollupDelta,
 )
 from tests.factories import (
     CampaignFactory,
@@ -91,6 +93,9 @@ def build_world() -> World:
             last_at=now,
         ),
         SignalName.objects.create(tenant=b, name="error.zzsecretofb", total=3, first_seen=now, last_seen=now),
+        SignalRollupDelta.objects.create(
+            tenant=b, rows=json.dumps([[customer.pk, "error.zzsecretofb", now.isoformat()]])
+        ),
         RiskScore.objects.create(
             tenant=b,
             customer=customer,

@@ -1,7 +1,8 @@
 """Point-in-time features, set-based for all customers of a tenant.
 
 As of T a customer sees only signals with timestamp <= T. Windowed counts read whole UTC
-days inside the window from `SignalDaily` and raw `Signal` rows only for the two partial
+days inside the window from `SignalDaily` (plus the rollup deltas not folded in yet, read in the
+same snapshot: `proactive.rollups.DAILY_SOURCE`) and raw `Signal` rows only for the two partial
 days at the window's edges, so a 30-day window costs ~2 days of raw rows, never 30.
 
 For count(P, D) with window (T - D days, T]:
@@ -33,6 +34,7 @@ from django.db.backends.utils import CursorWrapper
 from accounts.models import Tenant
 from proactive.chunks import CHUNK_SIZE
 from proactive.features.metrics import Kind, Metric, parse_metric
+from proactive.rollups import DAILY_SOURCE, NAMES_SOURCE
 from proactive.signal_patterns import patterns_sql
 
 COUNT_WINDOWS = (1, 3, 7, 14, 30)
@@ -203,7 +205,7 @@ def _signal_rows_sql(
     cols = ", ".join(["u.customer_id", *bit_cols, *(f"u.w{d}" for d in windows), last])
     # Only generated identifiers are interpolated; every value is a parameter.
     rollup_sql = (
-        f"SELECT d.customer_id, d.name, {', '.join(roll_cols)} FROM proactive_signaldaily d "  # noqa: S608
+        f"SELECT d.customer_id, d.name, {', '.join(roll_cols)} FROM {DAILY_SOURCE} d "  # noqa: S608
         f"WHERE {roll_where} GROUP BY d.customer_id, d.name UNION ALL "
     )
     sql = (
@@ -265,7 +267,7 @@ def _rollup_multi_sql(
             out.append(f"coalesce(extract(epoch FROM u.last{k})::float8, 'NaN') AS last{k}")
     sql = (
         f"SELECT {', '.join(out)} FROM (SELECT d.customer_id, d.name, {', '.join(cols)} "  # noqa: S608
-        f"FROM proactive_signaldaily d WHERE {where}{f_sql} GROUP BY d.customer_id, d.name) u"
+        f"FROM {DAILY_SOURCE} d WHERE {where}{f_sql} GROUP BY d.customer_id, d.name) u"
     )
     return sql, bit_params + params + where_params + f_params
 
@@ -758,9 +760,8 @@ def default_metrics(tenant: Tenant, as_of: datetime) -> list[Metric]:
     as_of = _utc(as_of)
     with connection.cursor() as cur:
         cur.execute(
-            "SELECT name, total FROM proactive_signalname WHERE tenant_id = %s AND first_seen <= %s "
-            "ORDER BY total DESC, name",
-            [tenant.pk, as_of],
+            f"SELECT name, total FROM {NAMES_SOURCE} n WHERE first_seen <= %s ORDER BY total DESC, name",  # noqa: S608
+            [tenant.pk, tenant.pk, as_of],
         )
         catalogue = cur.fetchall()
         cur.execute(

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from accounts.services import api_key_create
 from proactive import api as proactive_api
-from proactive.models import Customer, RiskScore, Signal, SignalDaily, SignalName
+from proactive.models import Customer, RiskScore, Signal, SignalDaily, SignalName, SignalRollupDelta
+from proactive.rollups import rollups_fold
 from tests.factories import TenantFactory
 
 SIGNALS = "/api/v1/signals/batch"
@@ -68,6 +69,7 @@ def test_resends_are_counted_as_duplicates_and_never_stored_twice(api, tenant):
     again = post(api, SIGNALS, {"signals": batch}).json()
     assert (again["accepted"], again["duplicates"], again["rejected"]) == (0, 11, 0)
     assert Signal.objects.for_tenant(tenant).count() == 10
+    rollups_fold(tenant_id=tenant.pk)
     assert sum(SignalDaily.objects.for_tenant(tenant).values_list("count", flat=True)) == 10
     assert SignalName.objects.for_tenant(tenant).get(name="session.started").total == 10
 
@@ -81,6 +83,7 @@ def test_rollups_follow_the_inserted_rows(api, tenant):
         sig("d", name="error.x", ts=day),
     ]
     post(api, SIGNALS, {"signals": batch})
+    rollups_fold(tenant_id=tenant.pk)
     rows = {(r.name, r.day.isoformat()): (r.count, r.last_at) for r in SignalDaily.objects.for_tenant(tenant)}
     assert rows == {
         ("session.started", "2025-05-03"): (2, day),
@@ -155,18 +158,20 @@ def test_the_rate_limit_is_per_key_with_retry_after(api, tenant, settings, monke
     assert Signal.objects.for_tenant(tenant).count() == 0
 
 
-def test_nothing_is_half_written_when_the_rollups_fail(api, tenant, monkeypatch):
-    """The rollup upsert runs after the customers were created and the signals COPYed."""
+def test_nothing_is_half_written_when_the_rollup_delta_fails(api, tenant, monkeypatch):
+    """The rollup delta is appended after the customers were created and the signals COPYed."""
     from proactive import ingest
 
-    broken = ingest.ROLLUPS_SQL.replace("SELECT %(tenant)s, name, count(*)", "SELECT %(tenant)s, name, 1 / 0")
-    assert broken != ingest.ROLLUPS_SQL
-    monkeypatch.setattr(ingest, "ROLLUPS_SQL", broken)
+    monkeypatch.setattr(
+        ingest, "DELTA_SQL", ingest.DELTA_SQL.replace("VALUES (%s, %s", "VALUES (%s, 1 / 0 || %s")
+    )
     client = Client(raise_request_exception=False, HTTP_AUTHORIZATION=api.defaults["HTTP_AUTHORIZATION"])
     response = post(client, SIGNALS, {"signals": [sig("k1", customer="new"), sig("k2")]})
     assert response.status_code == 500
     assert Signal.objects.for_tenant(tenant).count() == 0
     assert Customer.objects.for_tenant(tenant).count() == 0
+    assert SignalRollupDelta.objects.for_tenant(tenant).count() == 0
+    rollups_fold(tenant_id=tenant.pk)
     assert SignalDaily.objects.for_tenant(tenant).count() == 0
     assert SignalName.objects.for_tenant(tenant).count() == 0
 
@@ -218,6 +223,7 @@ def test_a_key_race_retries_and_then_falls_back_to_on_conflict(api, tenant, monk
     assert (body["accepted"], body["duplicates"], body["rejected"]) == (1, 6, 0)
     assert calls == [True] * (ingest.FAST_ATTEMPTS - 1) + [False]
     assert Signal.objects.for_tenant(tenant).count() == 7
+    rollups_fold(tenant_id=tenant.pk)
     assert sum(SignalDaily.objects.for_tenant(tenant).values_list("count", flat=True)) == 7
     day = SignalDaily.objects.for_tenant(tenant).get(customer__external_id="c9")
     assert (day.day.isoformat(), day.count) == ("2025-05-03", 1)
@@ -234,6 +240,7 @@ def test_the_on_conflict_path_keeps_every_contract_semantic(api, tenant, monkeyp
     body = post(api, SIGNALS, {"signals": batch}).json()
     assert (body["accepted"], body["duplicates"], body["rejected"]) == (0, 6, 1)
     assert Signal.objects.for_tenant(tenant).count() == 5
+    rollups_fold(tenant_id=tenant.pk)
     assert sum(SignalDaily.objects.for_tenant(tenant).values_list("count", flat=True)) == 5
 
 
@@ -265,6 +272,7 @@ def test_concurrent_resends_store_exactly_one_row_per_key():
     assert sum(r["duplicates"] for r in results) == 900
     assert Signal.objects.for_tenant(tenant).count() == 300
     assert Customer.objects.for_tenant(tenant).count() == 7
+    rollups_fold(tenant_id=tenant.pk)
     assert sum(SignalDaily.objects.for_tenant(tenant).values_list("count", flat=True)) == 300
     assert sum(SignalName.objects.for_tenant(tenant).values_list("total", flat=True)) == 300
 

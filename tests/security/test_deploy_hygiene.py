@@ -30,6 +30,9 @@ CSRF_EXEMPT = {
     # No cookies: the server key or the customer's JWT in a header authenticates, so a
     # cross-site form cannot ride on an ambient credential.
     "api:",
+    # Segment's wire protocol: the write key in an Authorization header set by the sender's
+    # library (no cookie, no session), as for the API.
+    "segment:",
     # RFC 8058 one-click unsubscribe from the mail client; the signed token in the URL
     # is the authorisation and the only effect is opting that customer out.
     "campaigns:unsubscribe",

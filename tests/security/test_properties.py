@@ -28,7 +28,8 @@ from campaigns.conditions import (
     parse_condition,
     render_text,
 )
-from proactive.ingest import _customer_error, _signal_error
+from proactive.ingest_rules import customer_error as _customer_error
+from proactive.ingest_rules import signal_error as _signal_error
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=30)
 json_values = st.recursive(

@@ -11,6 +11,9 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 # name -> (task, every N seconds)
 SCHEDULE: dict[str, tuple[str, int]] = {
+    # Rollup deltas appended by ingestion are folded into the daily rollups (readers that must be
+    # exact add the pending ones themselves; this keeps them few).
+    "proactive:rollups_fold": ("proactive.rollups_fold", 10),
     # Each tick enqueues the tenants whose scoring window (Tenant.scoring_interval_minutes) has no run.
     "proactive:schedule_scoring": ("proactive.schedule_scoring", 300),
     # Each tick enqueues the tenants whose training window (Tenant.training_interval_days) has no run.
