@@ -33,6 +33,7 @@ from datetime import UTC, date, datetime
 import numpy as np
 
 from proactive.features.compute import _match, _packed, feature_session
+from proactive.rollups import DAILY_SOURCE
 
 ACTIVE_WINDOWS = (30, 90, 365)
 TREND_SPANS = ((30, 90), (90, 365))
@@ -112,7 +113,7 @@ def history_matrices(
     bits_sql = " + ".join(terms)
     sql = (
         "SELECT d.customer_id, (d.day - DATE '1970-01-01')::int8 AS day, "  # noqa: S608
-        f"bit_or({bits_sql}) AS bits FROM proactive_signaldaily d "
+        f"bit_or({bits_sql}) AS bits FROM {DAILY_SOURCE} d "
         "WHERE d.tenant_id = %s AND d.customer_id BETWEEN %s AND %s AND d.day < %s "
         "GROUP BY d.customer_id, d.day"
     )

@@ -130,14 +130,14 @@ timestamps = st.datetimes(
 ).map(lambda d: d.isoformat())
 good_signals = st.fixed_dictionaries(
     {
-        "id": st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=128),
-        "customer": st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=255),
+        "id": st.text(st.characters(exclude_characters="\x00", exclude_categories=("Cs",)), min_size=1, max_size=128),
+        "customer": st.text(st.characters(exclude_characters="\x00", exclude_categories=("Cs",)), min_size=1, max_size=255),
         "name": st.from_regex(r"\A[a-z0-9_.:-]{1,100}\Z"),
         "timestamp": timestamps,
     },
     optional={
         "properties": st.dictionaries(
-            st.text(st.characters(exclude_characters="\x00"), max_size=8), st.integers()
+            st.text(st.characters(exclude_characters="\x00", exclude_categories=("Cs",)), max_size=8), st.integers()
         )
     },
 )
