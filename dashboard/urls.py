@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from dashboard import playbook_views, queue_views, views, webhook_views
+from dashboard import incident_views, playbook_views, queue_views, views, webhook_views
 
 app_name = "dashboard"
 
@@ -17,6 +17,13 @@ urlpatterns = [
     path(T + "runs/<int:run_id>/", views.run_detail, name="run"),
     path(T + "fatigue/", views.fatigue, name="fatigue"),
     path(T + "playbooks/", playbook_views.playbook_list, name="playbook_list"),
+    path(T + "incidents/", incident_views.incident_list, name="incident_list"),
+    path(T + "incidents/<uuid:incident_id>/", incident_views.incident_detail, name="incident_detail"),
+    path(
+        T + "incidents/<uuid:incident_id>/<slug:action>/",
+        incident_views.incident_action,
+        name="incident_action",
+    ),
     path(T + "playbooks/<uuid:playbook_id>/", playbook_views.playbook_detail, name="playbook_detail"),
     path(
         T + "playbooks/<uuid:playbook_id>/backtest/",

@@ -21,6 +21,8 @@ from proactive.models import (
     RiskScore,
     RiskScoreDaily,
     SignalDaily,
+    SignalHourly,
+    SignalHourlyCoverage,
     SignalName,
 )
 from tests.factories import (
@@ -91,6 +93,16 @@ def build_world() -> World:
             last_at=now,
         ),
         SignalName.objects.create(tenant=b, name="error.zzsecretofb", total=3, first_seen=now, last_seen=now),
+        SignalHourly.objects.create(
+            tenant=b,
+            customer=customer,
+            name="error.zzsecretofb",
+            hour=now.replace(minute=0, second=0, microsecond=0),
+            count=3,
+            first_at=now,
+            last_at=now,
+        ),
+        SignalHourlyCoverage.objects.create(tenant=b, patterns=["error.zzsecretofb"], since=now),
         RiskScore.objects.create(
             tenant=b,
             customer=customer,
