@@ -12,10 +12,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api_base import TenantAPIView
-from accounts.models import Tenant
+from accounts.models import Tenant, default_monitoring
 from accounts.services import audit_record, tenant_update_settings
 
 SIGNAL_PATTERN = re.compile(r"^[a-z0-9_.:-]{1,100}\*?$")
+ATTRIBUTE_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$")
 
 
@@ -40,6 +41,32 @@ class BudgetSerializer(serializers.Serializer):
     per_days = serializers.IntegerField(min_value=1, max_value=365)
 
 
+class MonitoringSerializer(serializers.Serializer):
+    signals = serializers.ListField(child=serializers.CharField(), max_length=50)
+    segment_by = serializers.ListField(
+        child=serializers.CharField(), max_length=20, allow_null=True, allow_empty=True
+    )
+    auto_open = serializers.BooleanField()
+
+    def validate_signals(self, value: list[str]) -> list[str]:
+        return _signal_patterns(value)
+
+    def validate_segment_by(self, value: list[str] | None) -> list[str] | None:
+        for key in value or []:
+            if not ATTRIBUTE_KEY.match(key):
+                raise serializers.ValidationError(
+                    f"{key!r} is not an attribute key (1-100 characters of A-Z a-z 0-9 _ . -)"
+                )
+        return value
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown setting."] for name in unknown})
+        return super().to_internal_value(data)
+
+
 class TenantSettingsSerializer(serializers.Serializer):
     slug = serializers.SlugField(read_only=True)
     name = serializers.CharField(max_length=200)
@@ -48,6 +75,7 @@ class TenantSettingsSerializer(serializers.Serializer):
     prediction = PredictionSerializer()
     contact_budget = BudgetSerializer()
     allowed_origins = serializers.ListField(child=serializers.CharField(), max_length=50)
+    monitoring = MonitoringSerializer()
 
     def validate_timezone(self, value: str) -> str:
         if value not in zoneinfo.available_timezones():
@@ -77,6 +105,7 @@ def tenant_settings(tenant: Tenant) -> dict[str, Any]:
         },
         "contact_budget": {"max_messages": tenant.budget_max_messages, "per_days": tenant.budget_per_days},
         "allowed_origins": tenant.allowed_origins,
+        "monitoring": {**default_monitoring(), **tenant.monitoring},
     }
 
 

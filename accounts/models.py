@@ -56,6 +56,10 @@ def default_activity_signals() -> list[str]:
     return ["session.*"]
 
 
+def default_monitoring() -> dict:
+    return {"signals": ["error.*"], "segment_by": None, "auto_open": False}
+
+
 def new_publishable_key() -> str:
     return "pk_" + secrets.token_urlsafe(24)
 
@@ -79,6 +83,11 @@ class Tenant(models.Model):
     budget_max_messages = models.PositiveSmallIntegerField(default=2)
     budget_per_days = models.PositiveSmallIntegerField(default=7)
     allowed_origins = models.JSONField(default=list, blank=True)
+    monitoring = models.JSONField(
+        default=default_monitoring,
+        help_text="Which signals the incident detector watches, how it segments them, and whether a "
+        "detected spike opens the incident directly.",
+    )
     scoring_interval_minutes = models.PositiveIntegerField(
         default=60, help_text="How often the pipeline scores customers and evaluates playbooks."
     )

@@ -158,6 +158,7 @@ def tenant_update_settings(*, tenant: Tenant, data: dict) -> Tenant:
     tenant.budget_max_messages = data["contact_budget"]["max_messages"]
     tenant.budget_per_days = data["contact_budget"]["per_days"]
     tenant.allowed_origins = data["allowed_origins"]
+    tenant.monitoring = dict(data["monitoring"])
     tenant.save(
         update_fields=[
             "name",
@@ -169,6 +170,7 @@ def tenant_update_settings(*, tenant: Tenant, data: dict) -> Tenant:
             "budget_max_messages",
             "budget_per_days",
             "allowed_origins",
+            "monitoring",
         ]
     )
     return tenant

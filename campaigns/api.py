@@ -13,11 +13,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api_base import ContractCursorPagination, TenantAPIView
-from campaigns import campaign_sends, incidents, playbooks, rules, selectors
+from campaigns import campaign_sends, incidents, monitoring, playbooks, rules, selectors
 from campaigns.api_schema import (
     BAD_REQUEST,
     CONFLICT,
     NOT_FOUND,
+    NOT_SUSPECTED,
     BacktestOutSerializer,
     CampaignOutSerializer,
     EffectivenessOutSerializer,
@@ -404,7 +405,12 @@ def incident_data(incident: Incident, counts: dict[str, int]) -> dict[str, Any]:
         "opened_at": incident.opened_at.isoformat(),
         "resolved_at": incident.resolved_at.isoformat() if incident.resolved_at else None,
         "counts": counts,
+        "detection": incident.detection,
     }
+
+
+class IncidentFilterSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=Incident.Status.values, required=False)
 
 
 class IncidentListView(TenantAPIView):
@@ -412,7 +418,18 @@ class IncidentListView(TenantAPIView):
     serializer_class = IncidentInputSerializer
     pagination_class = OpenedNewestFirst
 
-    @extend_schema(operation_id="v1_incidents_list", responses=IncidentOutSerializer(many=True))
+    def safely_get_queryset(self, queryset: QuerySet) -> QuerySet:
+        filters = IncidentFilterSerializer(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        if "status" in filters.validated_data:
+            queryset = queryset.filter(status=filters.validated_data["status"])
+        return queryset
+
+    @extend_schema(
+        operation_id="v1_incidents_list",
+        parameters=[IncidentFilterSerializer],
+        responses={200: IncidentOutSerializer(many=True), 400: BAD_REQUEST},
+    )
     def get(self, request: Request) -> Response:
         page = self.paginate_queryset(self.get_queryset())
         counts = selectors.outreach_status_counts(tenant=self.tenant, incident_ids=[i.pk for i in page])
@@ -455,6 +472,27 @@ class IncidentResolveView(IncidentObjectMixin, TenantAPIView):
         changed, _ = incidents.incident_resolve(tenant=self.tenant, incident=incident)
         if not changed:
             return Response({"detail": "The incident is not open."}, status=status.HTTP_409_CONFLICT)
+        incident = self.get_incident()
+        counts = selectors.outreach_status_counts(tenant=self.tenant, incident_ids=[incident.pk])
+        return Response(incident_data(incident, counts[str(incident.pk)]))
+
+
+class IncidentConfirmView(IncidentObjectMixin, TenantAPIView):
+    @extend_schema(request=None, responses={200: IncidentOutSerializer, 404: NOT_FOUND, 409: NOT_SUSPECTED})
+    def post(self, request: Request, incident_id: str) -> Response:
+        changed, _ = monitoring.incident_confirm(tenant=self.tenant, incident=self.get_incident())
+        if not changed:
+            return Response({"detail": "The incident is not suspected."}, status=status.HTTP_409_CONFLICT)
+        incident = self.get_incident()
+        counts = selectors.outreach_status_counts(tenant=self.tenant, incident_ids=[incident.pk])
+        return Response(incident_data(incident, counts[str(incident.pk)]))
+
+
+class IncidentDismissView(IncidentObjectMixin, TenantAPIView):
+    @extend_schema(request=None, responses={200: IncidentOutSerializer, 404: NOT_FOUND, 409: NOT_SUSPECTED})
+    def post(self, request: Request, incident_id: str) -> Response:
+        if not monitoring.incident_dismiss(tenant=self.tenant, incident=self.get_incident()):
+            return Response({"detail": "The incident is not suspected."}, status=status.HTTP_409_CONFLICT)
         incident = self.get_incident()
         counts = selectors.outreach_status_counts(tenant=self.tenant, incident_ids=[incident.pk])
         return Response(incident_data(incident, counts[str(incident.pk)]))

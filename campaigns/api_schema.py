@@ -116,6 +116,17 @@ class CampaignOutSerializer(serializers.Serializer):
     counts = serializers.DictField(child=serializers.IntegerField())
 
 
+class DetectionSerializer(serializers.Serializer):
+    signal = serializers.CharField()
+    segment = serializers.DictField(allow_null=True)
+    started_at = serializers.DateTimeField()
+    detected_at = serializers.DateTimeField()
+    customers_affected = serializers.IntegerField()
+    expected = serializers.FloatField()
+    observed = serializers.FloatField()
+    p_value = serializers.FloatField()
+
+
 class IncidentOutSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     component = serializers.CharField()
@@ -129,6 +140,7 @@ class IncidentOutSerializer(serializers.Serializer):
     opened_at = serializers.DateTimeField()
     resolved_at = serializers.DateTimeField(allow_null=True)
     counts = serializers.DictField(child=serializers.IntegerField())
+    detection = DetectionSerializer(allow_null=True)
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -138,3 +150,4 @@ class ErrorSerializer(serializers.Serializer):
 BAD_REQUEST = OpenApiResponse(description="Invalid input; the body names the bad field or condition part")
 NOT_FOUND = OpenApiResponse(ErrorSerializer, description="No such object in this tenant")
 CONFLICT = OpenApiResponse(ErrorSerializer, description="The incident is not open")
+NOT_SUSPECTED = OpenApiResponse(ErrorSerializer, description="The incident is not suspected")

@@ -25,4 +25,6 @@ urlpatterns = [
     path("incidents", api.IncidentListView.as_view(), name="incidents"),
     path("incidents/<uuid:incident_id>", api.IncidentDetailView.as_view(), name="incident"),
     path("incidents/<uuid:incident_id>/resolve", api.IncidentResolveView.as_view(), name="incident_resolve"),
+    path("incidents/<uuid:incident_id>/confirm", api.IncidentConfirmView.as_view(), name="incident_confirm"),
+    path("incidents/<uuid:incident_id>/dismiss", api.IncidentDismissView.as_view(), name="incident_dismiss"),
 ]

@@ -202,6 +202,10 @@ def _leaf_text(leaf: Leaf) -> str:
         return (
             f"{_CMP_WORDS[op]} {_num(v)} {_pattern_words(m.pattern or '')} in the last {_days(m.days or 0)}"
         )
+    if m.kind is Kind.COUNT_SINCE and m.since is not None:
+        return (
+            f"{_CMP_WORDS[op]} {_num(v)} {_pattern_words(m.pattern or '')} since {m.since:%d %b %Y %H:%M} UTC"
+        )
     if m.kind is Kind.DAYS_SINCE_LAST:
         cmp = _CMP_WORDS[op].replace("fewer", "less")
         return f"last {_pattern_words(m.pattern or '')} {cmp} {_num(v)} days ago"

@@ -70,8 +70,10 @@ class Campaign(TenantOwned):
 
 class Incident(TenantOwned):
     class Status(models.TextChoices):
+        SUSPECTED = "suspected", "Suspected"
         OPEN = "open", "Open"
         RESOLVED = "resolved", "Resolved"
+        DISMISSED = "dismissed", "Dismissed"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     component = models.CharField(max_length=100)
@@ -83,8 +85,27 @@ class Incident(TenantOwned):
     overrides_budget = models.BooleanField(default=True)
     opened_at = models.DateTimeField(default=timezone.now)
     resolved_at = models.DateTimeField(null=True, blank=True)
+    # Set by monitoring (campaigns.monitoring); empty/null for incidents opened by hand.
+    detection = models.JSONField(null=True, blank=True, help_text="What the detector saw (contract shape).")
+    monitored_signal = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="The signal a detected incident watches (one active per signal).",
+    )
+    monitor_state = models.JSONField(
+        default=dict, blank=True, help_text="Hourly observed/expected series and when the rate was last high."
+    )
 
     class Meta:
+        constraints = [
+            # One suspected or open detected incident per signal: the next run updates it, and two
+            # concurrent runs cannot both create one.
+            models.UniqueConstraint(
+                fields=["tenant", "monitored_signal"],
+                condition=models.Q(status__in=["suspected", "open"]) & ~models.Q(monitored_signal=""),
+                name="incident_one_active_per_signal",
+            )
+        ]
         indexes = [models.Index(fields=["tenant", "status"], name="incident_tenant_status")]
         ordering = ["-opened_at"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from celery import shared_task
@@ -10,6 +11,7 @@ from django.utils import timezone
 from accounts.models import Tenant
 from campaigns.campaign_sends import campaigns_send_due, tenants_with_due_campaigns
 from campaigns.incidents import incidents_notify, tenants_with_open_incidents
+from campaigns.monitoring import monitor_run, monitor_window_key, tenants_monitored
 
 TASK_OPTS: dict[str, Any] = {"ignore_result": True, "acks_late": True}
 
@@ -45,6 +47,29 @@ def incidents_notify_task(tenant_id: int, **kwargs: Any) -> dict[str, Any] | Non
     if tenant is None:
         return None
     return incidents_notify(tenant=tenant, as_of=timezone.now())
+
+
+@shared_task(name="campaigns.schedule_monitoring", expires=240, **TASK_OPTS)
+def schedule_monitoring(**kwargs: Any) -> int:
+    """Every tenant, once per 5-minute window: the window key makes a second beat's copy a no-op."""
+    now = timezone.now()
+    tenant_ids = tenants_monitored()
+    for tenant_id in tenant_ids:
+        monitor_run_task.apply_async(
+            kwargs={"tenant_id": tenant_id, "as_of": now.isoformat(), "window_key": monitor_window_key(now)},
+            expires=600,
+        )
+    return len(tenant_ids)
+
+
+@shared_task(name="campaigns.monitor_run", **TASK_OPTS)
+def monitor_run_task(*, tenant_id: int, as_of: str, window_key: str, **kwargs: Any) -> dict[str, Any] | None:
+    tenant = Tenant.objects.filter(pk=tenant_id).first()
+    if tenant is None:
+        return None
+    return monitor_run(
+        tenant=tenant, as_of=datetime.fromisoformat(as_of), trigger="schedule", window_key=window_key
+    )
 
 
 # Tasks defined next to their services: imported here so the worker's autodiscovery registers them.

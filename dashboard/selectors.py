@@ -176,7 +176,13 @@ def outreach_weekly(
 
 
 def latest_run_get(*, tenant: Tenant) -> PipelineRun | None:
-    return PipelineRun.objects.for_tenant(tenant).order_by("-started_at").first()
+    # Monitoring runs every 5 minutes; the overview shows the latest scoring or training run.
+    return (
+        PipelineRun.objects.for_tenant(tenant)
+        .exclude(kind=PipelineRun.Kind.MONITOR)
+        .order_by("-started_at")
+        .first()
+    )
 
 
 # --- model --------------------------------------------------------------------------------------

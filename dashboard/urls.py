@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from dashboard import builder_views, playbook_views, queue_views, views, webhook_views
+from dashboard import builder_views, incident_views, playbook_views, queue_views, views, webhook_views
 
 app_name = "dashboard"
 
@@ -22,6 +22,13 @@ urlpatterns = [
     path(T + "builder/tree/", builder_views.builder_tree, name="builder_tree"),
     path(T + "builder/panel/", builder_views.builder_panel, name="builder_panel"),
     path(T + "campaigns/new/", builder_views.campaign_new, name="campaign_new"),
+    path(T + "incidents/", incident_views.incident_list, name="incident_list"),
+    path(T + "incidents/<uuid:incident_id>/", incident_views.incident_detail, name="incident_detail"),
+    path(
+        T + "incidents/<uuid:incident_id>/<slug:action>/",
+        incident_views.incident_action,
+        name="incident_action",
+    ),
     path(T + "playbooks/<uuid:playbook_id>/", playbook_views.playbook_detail, name="playbook_detail"),
     path(
         T + "playbooks/<uuid:playbook_id>/backtest/",

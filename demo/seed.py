@@ -24,6 +24,7 @@ from campaigns.playbooks import playbook_create
 from campaigns.queue import outreach_expire_overdue
 from dashboard.snapshots import overview_refresh
 from demo.data import generate_demo_data
+from demo.outage import plant_outage
 from pipeline.runs import run_pipeline
 from proactive.ingest import rollups_rebuild
 from proactive.models import Customer, PipelineRun
@@ -155,6 +156,7 @@ def demo_seed(
         campaign_create(tenant=tenant, data={**CAMPAIGN, "send_at": (now - timedelta(days=20)).isoformat()})
     if not PipelineRun.objects.for_tenant(tenant).exists():
         _play_history(tenant, now=now, weeks=weeks, log=log)
+        plant_outage(tenant=tenant, now=now, log=log)
     return tenant
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -339,7 +339,44 @@ def signal_tables_analyze(cur: Any) -> None:
     describe the tables as they were (often empty): the outcomes sweep then read every
     customer's rollups per outreach row (4-42 s per run instead of 0.05 s for the demo tenant).
     Sampling is cheap (a fixed-size sample per table)."""
-    cur.execute("ANALYZE proactive_signal, proactive_signaldaily, proactive_signalname")
+    cur.execute(
+        "ANALYZE proactive_signal, proactive_signaldaily, proactive_signalhourly, proactive_signalname"
+    )
+
+
+HOURLY_REBUILD_SQL = """
+WITH pat AS (SELECT unnest(%(patterns)s::text[]) AS p)
+INSERT INTO proactive_signalhourly (tenant_id, customer_id, name, hour, count, first_at, last_at)
+SELECT %(tenant)s, s.customer_id, s.name, date_trunc('hour', s.timestamp, 'UTC'), count(*),
+       min(s.timestamp), max(s.timestamp)
+FROM proactive_signal s
+WHERE s.tenant_id = %(tenant)s AND s.timestamp >= %(since)s AND EXISTS (SELECT 1 FROM pat WHERE pat.p = s.name
+        OR (right(pat.p, 1) = '*' AND starts_with(s.name, left(pat.p, -1))))
+GROUP BY 2, 3, 4
+"""
+
+
+def signal_hourly_rebuild(*, tenant_id: int, patterns: Sequence[str], since: datetime | None = None) -> int:
+    """Recompute a tenant's SignalHourly for `patterns` from raw signals at or after `since`
+    (all when None): after a bulk load, or when the monitored patterns change."""
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("DELETE FROM proactive_signalhourly WHERE tenant_id = %s", [tenant_id])
+        cur.execute(
+            HOURLY_REBUILD_SQL,
+            {
+                "tenant": tenant_id,
+                "patterns": list(patterns),
+                "since": since or datetime(1970, 1, 1, tzinfo=UTC),
+            },
+        )
+        rows = cur.rowcount
+        cur.execute(
+            "INSERT INTO proactive_signalhourlycoverage (tenant_id, patterns, since, rebuilt_at) "
+            "VALUES (%s, %s, %s, now()) ON CONFLICT (tenant_id) DO UPDATE SET patterns = EXCLUDED.patterns, "
+            "since = EXCLUDED.since, rebuilt_at = EXCLUDED.rebuilt_at",
+            [tenant_id, Jsonb(list(patterns)), since or datetime(1970, 1, 1, tzinfo=UTC)],
+        )
+        return rows
 
 
 def rollups_rebuild(*, tenant_id: int) -> None:
@@ -372,4 +409,8 @@ def rollups_rebuild(*, tenant_id: int) -> None:
             ") f WHERE n.tenant_id = %s AND n.name = f.name",
             [tenant_id, tenant_id],
         )
+        cur.execute("SELECT monitoring -> 'signals' FROM accounts_tenant WHERE id = %s", [tenant_id])
+        (patterns,) = cur.fetchone()
+        patterns = json.loads(patterns) if isinstance(patterns, str) else patterns
+        signal_hourly_rebuild(tenant_id=tenant_id, patterns=patterns or [])
         signal_tables_analyze(cur)

@@ -105,6 +105,45 @@ class SignalRollupDelta(TenantOwned):
         indexes = [models.Index(fields=["tenant", "id"], name="signalrollupdelta_tenant_id")]
 
 
+class SignalHourly(TenantOwned):
+    """Per (customer, monitored signal name, UTC hour): the first and last hit in that hour.
+
+    Kept only for names matching the tenant's monitoring patterns, in the same statement as the
+    daily rollups: the incident detector counts customers per hour from it (`first_at <= T`
+    keeps a run as of T point-in-time, even inside the current hour)."""
+
+    tenant = models.ForeignKey(
+        "accounts.Tenant", on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, db_index=False, db_constraint=False)
+    name = models.CharField(max_length=100)
+    hour = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0)
+    first_at = models.DateTimeField()
+    last_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "customer", "name", "hour"], name="signalhourly_uniq")
+        ]
+        indexes = [models.Index(fields=["tenant", "hour"], name="signalhourly_tenant_hour")]
+
+
+class SignalHourlyCoverage(TenantOwned):
+    """Which monitoring patterns `SignalHourly` holds history for: ingestion follows the tenant's
+    current patterns, so after they change the detector rebuilds the history once."""
+
+    patterns = models.JSONField(default=list)
+    since = models.DateTimeField()
+    rebuilt_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant"], name="signalhourlycoverage_tenant_uniq")]
+
+    def __str__(self) -> str:
+        return f"hourly rollups of {self.patterns}"
+
+
 class SignalName(TenantOwned):
     """The catalogue of signal names a tenant actually sends (drives the default feature set)."""
 
@@ -195,6 +234,7 @@ class PipelineRun(TenantOwned):
     class Kind(models.TextChoices):
         SCORE = "score", "Score and evaluate playbooks"
         TRAIN = "train", "Train, score and evaluate playbooks"
+        MONITOR = "monitor", "Look for incidents in error signals"
 
     class Status(models.TextChoices):
         RUNNING = "running", "Running"

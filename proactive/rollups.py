@@ -58,6 +58,19 @@ WITH picked AS (
 ), r AS (
     SELECT g.tenant_id, (e->>0)::bigint AS customer_id, e->>1 AS name, (e->>2)::timestamptz AS ts
     FROM gone g, json_array_elements(g.rows::json) e
+), hourly AS (
+    -- Monitored names only (the tenant's monitoring patterns), for the incident detector.
+    INSERT INTO proactive_signalhourly AS h (tenant_id, customer_id, name, hour, count, first_at, last_at)
+    SELECT r.tenant_id, r.customer_id, r.name, date_trunc('hour', r.ts, 'UTC'), count(*), min(r.ts), max(r.ts)
+    FROM r JOIN accounts_tenant t ON t.id = r.tenant_id
+    WHERE EXISTS (
+        SELECT 1 FROM jsonb_array_elements_text(t.monitoring -> 'signals') AS p
+        WHERE p = r.name OR (right(p, 1) = '*' AND starts_with(r.name, left(p, -1)))
+    )
+    GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+    ON CONFLICT (tenant_id, customer_id, name, hour)
+    DO UPDATE SET count = h.count + EXCLUDED.count, first_at = least(h.first_at, EXCLUDED.first_at),
+        last_at = greatest(h.last_at, EXCLUDED.last_at)
 ), daily AS (
     INSERT INTO proactive_signaldaily AS d (tenant_id, customer_id, name, day, count, last_at)
     SELECT tenant_id, customer_id, name, (ts AT TIME ZONE 'UTC')::date, count(*), max(ts)

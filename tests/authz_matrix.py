@@ -162,6 +162,8 @@ MATRIX: dict[str, str] = {
     'api:inbox': '-+-----',
     'api:inbox_event': '-+-----',
     'api:incident': '--+----',
+    'api:incident_confirm': '--+----',
+    'api:incident_dismiss': '--+----',
     'api:incident_resolve': '--+----',
     'api:incidents': '--+----',
     'api:models': '--+----',
@@ -208,6 +210,9 @@ MATRIX: dict[str, str] = {
     'dashboard:overview': '---++++',
     'dashboard:run': '---++++',
     'dashboard:runs': '---++++',
+    'dashboard:incident_list': '---++++',
+    'dashboard:incident_detail': '---++++',
+    'dashboard:incident_action': '-----++',  # confirm, dismiss, resolve: tenant admins only
     'schema': '+-+++++',  # public; a customer's JWT is not a server key, so DRF answers 401
     'dashboard:webhook_delete': '-----++',
     'dashboard:webhook_detail': '-----++',

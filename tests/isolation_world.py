@@ -22,6 +22,8 @@ from proactive.models import (
     RiskScore,
     RiskScoreDaily,
     SignalDaily,
+    SignalHourly,
+    SignalHourlyCoverage,
     SignalName,
     SignalRollupDelta,
 )
@@ -96,6 +98,16 @@ def build_world() -> World:
         SignalRollupDelta.objects.create(
             tenant=b, rows=json.dumps([[customer.pk, "error.zzsecretofb", now.isoformat()]])
         ),
+        SignalHourly.objects.create(
+            tenant=b,
+            customer=customer,
+            name="error.zzsecretofb",
+            hour=now.replace(minute=0, second=0, microsecond=0),
+            count=3,
+            first_at=now,
+            last_at=now,
+        ),
+        SignalHourlyCoverage.objects.create(tenant=b, patterns=["error.zzsecretofb"], since=now),
         RiskScore.objects.create(
             tenant=b,
             customer=customer,

@@ -162,6 +162,10 @@ URL_OBJECT_PARAMS: dict[str, dict] = {
     "api:incident_resolve": {"incident_id": _pk("campaigns.Incident")},
     # Webhook subscriptions (webhooks.api_urls, the dashboard's webhook pages): tenant B's endpoint.
     "api:webhook": {"webhook_id": _pk("webhooks.WebhookEndpoint")},
+    "api:incident_confirm": {"incident_id": _pk("campaigns.Incident")},
+    "api:incident_dismiss": {"incident_id": _pk("campaigns.Incident")},
+    "dashboard:incident_detail": {"incident_id": _pk("campaigns.Incident")},
+    "dashboard:incident_action": {"incident_id": _pk("campaigns.Incident"), "action": lambda w: "confirm"},
     **{
         f"dashboard:{name}": {"endpoint_id": _pk("webhooks.WebhookEndpoint")}
         for name in ("webhook_detail", "webhook_toggle", "webhook_delete")

@@ -324,11 +324,29 @@ def features_query(
         )
         agg_params = rows_params
 
+    # count_since(P, S): raw rows in [S, as_of] through the (tenant, timestamp) index, one join each.
+    since_joins: list[str] = []
+    since_params: list = []
+    for i, m in enumerate(metrics):
+        if m.kind is Kind.COUNT_SINCE:
+            cond, cond_params = _match("s.name", str(m.pattern))
+            f_sql, f_params = _customer_filter("(s.customer_id + 0)", customer_ids, id_range)
+            # Materialised: with stale statistics the planner otherwise re-ran the scan per customer.
+            since_joins.append(
+                f"LEFT JOIN (WITH x AS MATERIALIZED (SELECT s.customer_id, count(*) AS n "  # noqa: S608
+                "FROM proactive_signal s WHERE s.tenant_id = %s AND s.timestamp >= %s "
+                f"AND s.timestamp <= %s AND {cond}{f_sql} GROUP BY s.customer_id) SELECT * FROM x) cs{i} "
+                f"ON cs{i}.customer_id = c.id"
+            )
+            since_params += [tenant_id, m.since, as_of, *cond_params, *f_params]
+
     select_cols: list[str] = ["c.id AS customer_id"]
     select_params: list = []
     needs_risk = False
-    for alias, m in zip(aliases, metrics, strict=True):
-        if m.kind is Kind.COUNT:
+    for i, (alias, m) in enumerate(zip(aliases, metrics, strict=True)):
+        if m.kind is Kind.COUNT_SINCE:
+            expr = f"coalesce(cs{i}.n, 0)::float8"
+        elif m.kind is Kind.COUNT:
             expr = f"coalesce(a.{agg_cols[(m.pattern, f'w{m.days}')]}, 0)::float8"
         elif m.kind is Kind.TREND:
             c7 = f"coalesce(a.{agg_cols[(m.pattern, f'w{TREND_RECENT}')]}, 0)"
@@ -354,10 +372,10 @@ def features_query(
         risk_params = [tenant_id]
     where_sql, where_params = _customer_filter("c.id", customer_ids, id_range)
     sql = (
-        f"SELECT {', '.join(select_cols)} FROM proactive_customer c {agg_sql} {risk_sql} "  # noqa: S608
-        f"WHERE c.tenant_id = %s{where_sql}"
+        f"SELECT {', '.join(select_cols)} FROM proactive_customer c {agg_sql} {' '.join(since_joins)} "  # noqa: S608
+        f"{risk_sql} WHERE c.tenant_id = %s{where_sql}"
     )
-    params = select_params + agg_params + risk_params + [tenant_id, *where_params]
+    params = select_params + agg_params + since_params + risk_params + [tenant_id, *where_params]
     return sql, params, aliases
 
 
@@ -617,6 +635,8 @@ def _assemble(
             out[:, col] = (now - cols["signup"]) / 86400
         elif m.kind is Kind.RISK_SCORE:
             out[:, col] = cols["risk"]
+        else:
+            raise ValueError(f"{m} is for conditions (features_query), not feature frames")
         col += 1
     return out
 

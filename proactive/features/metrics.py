@@ -1,6 +1,7 @@
 """The metric grammar of the contract, parsed once.
 
     count(PATTERN, DAYS)     signals matching PATTERN in (as_of - DAYS, as_of]
+    count_since(PATTERN, ISO) signals matching PATTERN in [ISO, as_of] (ISO: a time with an offset)
     days_since_last(PATTERN) days since the latest matching signal at or before as_of
     trend(PATTERN)           count in the last 7 days / (count in the 28 days before / 4)
     days_since_signup        days from signed_up_at to as_of
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from proactive.signal_patterns import is_prefix, pattern_prefix
@@ -25,6 +27,7 @@ class MetricError(ValueError):
 
 class Kind(StrEnum):
     COUNT = "count"
+    COUNT_SINCE = "count_since"
     DAYS_SINCE_LAST = "days_since_last"
     TREND = "trend"
     DAYS_SINCE_SIGNUP = "days_since_signup"
@@ -45,6 +48,7 @@ class Metric:
     pattern: str | None = None
     days: int | None = None
     key: str | None = None
+    since: datetime | None = None
 
     @property
     def is_prefix(self) -> bool:
@@ -63,6 +67,8 @@ class Metric:
     def __str__(self) -> str:
         if self.kind is Kind.COUNT:
             return f"count({self.pattern}, {self.days})"
+        if self.kind is Kind.COUNT_SINCE and self.since is not None:
+            return f"count_since({self.pattern}, {self.since.isoformat()})"
         if self.kind in (Kind.DAYS_SINCE_LAST, Kind.TREND):
             return f"{self.kind}({self.pattern})"
         if self.kind is Kind.ATTRIBUTE:
@@ -96,7 +102,8 @@ def parse_metric(text: str) -> Metric:
     call = CALL_RE.match(text)
     if call is None:
         raise MetricError(
-            f"{text!r} is not a metric: use count(PATTERN, DAYS), days_since_last(PATTERN), trend(PATTERN), "
+            f"{text!r} is not a metric: use count(PATTERN, DAYS), count_since(PATTERN, ISO), "
+            "days_since_last(PATTERN), trend(PATTERN), "
             "days_since_signup, risk_score or attribute.KEY"
         )
     fn, args = call["fn"], [a.strip() for a in call["args"].split(",")]
@@ -110,6 +117,19 @@ def parse_metric(text: str) -> Metric:
         if not 1 <= days <= MAX_DAYS:
             raise MetricError(f"{text!r}: days must be between 1 and {MAX_DAYS}")
         return Metric(Kind.COUNT, pattern=_pattern(args[0], text), days=days)
+    if fn == Kind.COUNT_SINCE:
+        if len(args) != 2:
+            raise MetricError(
+                f"{text!r}: count_since takes a pattern and a time, "
+                "e.g. count_since(error.*, 2026-01-31T10:00:00+00:00)"
+            )
+        try:
+            since = datetime.fromisoformat(args[1])
+        except ValueError:
+            raise MetricError(f"{text!r}: {args[1]!r} is not an ISO 8601 time") from None
+        if since.tzinfo is None:
+            raise MetricError(f"{text!r}: {args[1]!r} has no UTC offset")
+        return Metric(Kind.COUNT_SINCE, pattern=_pattern(args[0], text), since=since.astimezone(UTC))
     if fn in (Kind.DAYS_SINCE_LAST, Kind.TREND):
         if len(args) != 1 or not args[0]:
             raise MetricError(f"{text!r}: {fn} takes exactly one pattern, e.g. {fn}(session.*)")

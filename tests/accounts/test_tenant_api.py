@@ -15,6 +15,7 @@ def test_get_returns_the_contract_shape(api):
         "prediction": {"target": "contact", "activity_signals": ["session.*"], "horizon_days": 14},
         "contact_budget": {"max_messages": 2, "per_days": 7},
         "allowed_origins": [],
+        "monitoring": {"signals": ["error.*"], "segment_by": None, "auto_open": False},
     }
 
 

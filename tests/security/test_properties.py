@@ -128,16 +128,19 @@ timestamps = st.datetimes(
     max_value=datetime(2024, 12, 31),  # noqa: DTZ001
     timezones=st.just(UTC),
 ).map(lambda d: d.isoformat())
+# Well-formed text: valid Unicode (no NUL, no lone surrogates, which PostgreSQL cannot store).
+valid_chars = st.characters(exclude_characters="\x00", exclude_categories=("Cs",))
 good_signals = st.fixed_dictionaries(
     {
-        "id": st.text(st.characters(exclude_characters="\x00", exclude_categories=("Cs",)), min_size=1, max_size=128),
-        "customer": st.text(st.characters(exclude_characters="\x00", exclude_categories=("Cs",)), min_size=1, max_size=255),
+        "id": st.text(valid_chars, min_size=1, max_size=128),
+        "customer": st.text(valid_chars, min_size=1, max_size=255),
         "name": st.from_regex(r"\A[a-z0-9_.:-]{1,100}\Z"),
         "timestamp": timestamps,
     },
     optional={
         "properties": st.dictionaries(
-            st.text(st.characters(exclude_characters="\x00", exclude_categories=("Cs",)), max_size=8), st.integers()
+            st.text(valid_chars, max_size=8),
+            st.integers(),
         )
     },
 )

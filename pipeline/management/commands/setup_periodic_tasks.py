@@ -30,6 +30,10 @@ SCHEDULE: dict[str, tuple[str, int]] = {
     # Webhook deliveries that are due but that no queued task carries (lost enqueue, dead worker).
     # https://crontab.guru/#*_*_*_*_*
     "proactive:webhooks_sweep": ("webhooks.sweep", 60),
+    # Spikes in each tenant's monitored signals become suspected incidents (one run per tenant
+    # per 5-minute window, however many beat processes tick).
+    # https://crontab.guru/#*/5_*_*_*_*
+    "proactive:monitoring": ("campaigns.schedule_monitoring", 300),
 }
 
 
