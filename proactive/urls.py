@@ -24,6 +24,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("", include("accounts.urls")),
     path("", include("dashboard.urls")),
+    path("", include("campaigns.insights_urls")),
     path("", include("campaigns.urls")),
     path("", include("demo.urls")),
 ]

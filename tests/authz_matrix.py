@@ -162,6 +162,8 @@ MATRIX: dict[str, str] = {
     'api:incidents': '--+----',
     'api:models': '--+----',
     'api:outreach': '--+----',
+    'api:insight_playbook': '--+----',  # POST: a disabled playbook from an insight
+    'api:insights': '--+----',
     'api:playbook': '--+----',
     'api:playbook_backtest': '--+----',
     'api:playbook_effectiveness': '--+----',
@@ -198,6 +200,8 @@ MATRIX: dict[str, str] = {
     'dashboard:overview': '---++++',
     'dashboard:run': '---++++',
     'dashboard:runs': '---++++',
+    'insights:list': '---++++',
+    'insights:playbook': '-----++',  # POST: a disabled playbook from an insight (admins only)
     'schema': '+-+++++',  # public; a customer's JWT is not a server key, so DRF answers 401
     'dashboard:webhook_delete': '-----++',
     'dashboard:webhook_detail': '-----++',
