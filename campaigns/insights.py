@@ -8,7 +8,7 @@ from typing import Any
 from accounts.models import Tenant, User
 from campaigns.conditions import ConditionError
 from campaigns.models import Playbook
-from campaigns.services import playbook_create
+from campaigns.playbooks import playbook_create
 from proactive.insights.words import PatternKind, condition_phrase
 from proactive.models import Insight
 

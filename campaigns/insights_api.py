@@ -15,7 +15,7 @@ from campaigns.api import _raise_400, playbook_data
 from campaigns.api_schema import BAD_REQUEST, NOT_FOUND, PlaybookOutSerializer
 from campaigns.conditions import ConditionError
 from campaigns.insights import playbook_from_insight
-from campaigns.services import action_validate
+from campaigns.rules import action_validate
 from proactive.insights.service import insight_get, insight_run_latest, insights_of
 from proactive.models import Insight
 

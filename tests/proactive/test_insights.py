@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
-from campaigns.services import matching_sql
 from django.db import connection
 
 from campaigns.conditions import parse_condition
+from campaigns.playbooks import matching_sql
 from demo.data import generate_demo_data
 from proactive.ingest import rollups_rebuild, signals_copy_insert
 from proactive.insights.discovery import discover
