@@ -1,6 +1,6 @@
 from django.urls import path
 
-from campaigns import api
+from campaigns import api, insights_api
 
 urlpatterns = [
     path("playbooks", api.PlaybookListView.as_view(), name="playbooks"),
@@ -13,6 +13,12 @@ urlpatterns = [
     ),
     path(
         "playbooks/<uuid:playbook_id>/backtest", api.PlaybookBacktestView.as_view(), name="playbook_backtest"
+    ),
+    path("insights", insights_api.InsightListView.as_view(), name="insights"),
+    path(
+        "insights/<uuid:insight_id>/playbook",
+        insights_api.InsightPlaybookView.as_view(),
+        name="insight_playbook",
     ),
     path("outreach", api.OutreachListView.as_view(), name="outreach"),
     path("campaigns", api.CampaignListView.as_view(), name="campaigns"),

@@ -19,6 +19,7 @@ from campaigns.campaign_sends import campaigns_send_due
 from campaigns.firing import playbooks_evaluate
 from campaigns.outcomes import outcomes_sweep
 from dashboard.snapshots import overview_refresh
+from proactive.insights.service import insights_refresh
 from proactive.models import PipelineRun
 from proactive.scoring.registry import model_train
 from proactive.scoring.scoring import Scorer, score_all
@@ -47,6 +48,10 @@ def step_train(run: PipelineRun) -> Counts:
         "brier": model.metrics.get("brier"),
         "notes": model.notes,
     }
+
+
+def step_insights(run: PipelineRun) -> Counts:
+    return insights_refresh(tenant=run.tenant, as_of=run.as_of, run=run)
 
 
 def step_score(run: PipelineRun) -> Counts:
@@ -86,6 +91,7 @@ class Step:
 STEPS: tuple[Step, ...] = (
     Step("features", step_features),
     Step("train", step_train, train_only=True, critical=False),
+    Step("insights", step_insights, train_only=True, critical=False),
     Step("score", step_score),
     Step("playbooks", step_playbooks),
     Step("campaigns", step_campaigns),
@@ -95,7 +101,7 @@ STEPS: tuple[Step, ...] = (
 )
 STEP_NAMES = tuple(step.name for step in STEPS)
 
-BEFORE_FANOUT = ("features", "train")
+BEFORE_FANOUT = ("features", "train", "insights")
 SCORE = ("score",)
 AFTER_SCORE = ("playbooks", "campaigns", "outcomes", "pages")
 if BEFORE_FANOUT + SCORE + AFTER_SCORE != STEP_NAMES:

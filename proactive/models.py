@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
 from django.utils import timezone
@@ -278,3 +280,65 @@ class PageSnapshot(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.name} of tenant {self.tenant_id} at {self.computed_at:%Y-%m-%d %H:%M}"
+
+
+class InsightRun(TenantOwned):
+    """One discovery of insights, made by a training run (proactive.insights)."""
+
+    class Status(models.TextChoices):
+        COMPUTED = "computed", "Computed"
+        INSUFFICIENT_DATA = "insufficient_data", "Not enough data"
+
+    pipeline_run = models.ForeignKey(PipelineRun, null=True, blank=True, on_delete=models.SET_NULL)
+    as_of = models.DateTimeField()
+    computed_at = models.DateTimeField(default=timezone.now)
+    status = models.CharField(max_length=20, choices=Status.choices)
+    reason = models.TextField(blank=True)
+    target = models.CharField(max_length=20)
+    horizon_days = models.PositiveSmallIntegerField()
+    base_rate = models.FloatField(null=True, blank=True)
+    stats = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [
+            # A retried pipeline run replaces its discovery rather than adding a second one.
+            models.UniqueConstraint(fields=["tenant", "pipeline_run"], name="insightrun_tenant_run_uniq")
+        ]
+        indexes = [models.Index(fields=["tenant", "-computed_at"], name="insightrun_tenant_computed")]
+
+    def __str__(self) -> str:
+        return f"insights as of {self.as_of:%Y-%m-%d %H:%M} ({self.status})"
+
+
+class Insight(TenantOwned):
+    """A condition whose customers reached the prediction target more often, on later data."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    insight_run = models.ForeignKey(InsightRun, on_delete=models.CASCADE, related_name="insights")
+    rank = models.PositiveSmallIntegerField()
+    kind = models.CharField(max_length=20)
+    condition = models.JSONField()
+    text = models.TextField()
+    customers_now = models.PositiveIntegerField()
+    rate = models.FloatField()
+    base_rate = models.FloatField()
+    lift = models.FloatField()
+    ci_low = models.FloatField()
+    ci_high = models.FloatField()
+    p_value = models.FloatField()
+    q_value = models.FloatField()
+    rows = models.PositiveIntegerField(help_text="Matching (customer, cut-off) rows on the later cut-offs.")
+    reached = models.PositiveIntegerField()
+    train = models.JSONField(default=dict, blank=True)
+    backtest = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "insight_run", "rank"], name="insight_tenant_run_rank_uniq"
+            )
+        ]
+        ordering = ["rank"]
+
+    def __str__(self) -> str:
+        return self.text

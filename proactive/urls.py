@@ -26,6 +26,7 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("dashboard.urls")),
     path("", include("pipeline.urls")),
+    path("", include("campaigns.insights_urls")),
     path("", include("campaigns.urls")),
     path("", include("demo.urls")),
 ]

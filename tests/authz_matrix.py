@@ -168,6 +168,8 @@ MATRIX: dict[str, str] = {
     'api:incidents': '--+----',
     'api:models': '--+----',
     'api:outreach': '--+----',
+    'api:insight_playbook': '--+----',  # POST: a disabled playbook from an insight
+    'api:insights': '--+----',
     'api:playbook': '--+----',
     'api:playbook_backtest': '--+----',
     'api:playbook_effectiveness': '--+----',
@@ -213,6 +215,8 @@ MATRIX: dict[str, str] = {
     'dashboard:incident_list': '---++++',
     'dashboard:incident_detail': '---++++',
     'dashboard:incident_action': '-----++',  # confirm, dismiss, resolve: tenant admins only
+    'insights:list': '---++++',
+    'insights:playbook': '-----++',  # POST: a disabled playbook from an insight (admins only)
     'schema': '+-+++++',  # public; a customer's JWT is not a server key, so DRF answers 401
     'dashboard:webhook_delete': '-----++',
     'dashboard:webhook_detail': '-----++',

@@ -16,6 +16,8 @@ from campaigns.models import OutcomeSweep, OutreachEvent
 from campaigns.outcomes import outcomes_sweep
 from dashboard.snapshots import overview_refresh
 from proactive.models import (
+    Insight,
+    InsightRun,
     PageSnapshot,
     PipelineRun,
     RiskModel,
@@ -76,8 +78,31 @@ def build_world() -> World:
     model = RiskModel.objects.create(
         tenant=b, version=1, status="active", target="contact", horizon_days=14, as_of=now, notes=MARKER
     )
+    insight_run = InsightRun.objects.create(
+        tenant=b, as_of=now, status="computed", target="contact", horizon_days=14, base_rate=0.1
+    )
+    insight = Insight.objects.create(
+        tenant=b,
+        insight_run=insight_run,
+        rank=1,
+        kind="errors",
+        condition={"metric": "count(error.zzsecretofb, 7)", "op": "gte", "value": 3},
+        text=f"Customers with 3 or more `error.{MARKER}` in 7 days contact support 3.0x as often",
+        customers_now=1,
+        rate=0.3,
+        base_rate=0.1,
+        lift=3.0,
+        ci_low=2.0,
+        ci_high=4.5,
+        p_value=0.0001,
+        q_value=0.001,
+        rows=40,
+        reached=12,
+    )
     objects = [
         b_member,
+        insight_run,
+        insight,
         customer,
         playbook,
         campaign,

@@ -157,6 +157,9 @@ URL_OBJECT_PARAMS: dict[str, dict] = {
         for name in ("playbook", "playbook_preview", "playbook_effectiveness", "playbook_backtest")
     },
     "api:campaign": {"campaign_id": _pk("campaigns.Campaign")},
+    # Insights (campaigns.insights_api, campaigns.insights_urls): tenant B's insight.
+    "api:insight_playbook": {"insight_id": _pk("proactive.Insight")},
+    "insights:playbook": {"insight_id": _pk("proactive.Insight")},
     "api:campaign_effectiveness": {"campaign_id": _pk("campaigns.Campaign")},
     "api:incident": {"incident_id": _pk("campaigns.Incident")},
     "api:incident_resolve": {"incident_id": _pk("campaigns.Incident")},
