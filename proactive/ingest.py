@@ -162,11 +162,11 @@ def signals_ingest(
     append = rows.append
     for index, rec in enumerate(records):
         error, row = _signal_error(rec, latest, check_nul=check_nul)
-        if error is None and not (row[0].isascii() and row[1].isascii() and row[4].isascii()):
+        if row is not None and not (row[0].isascii() and row[1].isascii() and row[4].isascii()):
             # Lone surrogates (\\ud800 in the JSON) parse but are not UTF-8: PostgreSQL would
             # refuse the whole batch.
             error = None if _valid_unicode(row[0], row[1], row[4]) else SURROGATE_ERROR
-        if error is None:
+        if error is None and row is not None:
             append(row)
         else:
             errors.append({"index": index, "id": _echo_id(rec), "error": error})
@@ -285,7 +285,7 @@ def signals_copy_insert(*, tenant_id: int, rows: Iterable[tuple], received_at: d
 def _customer_ids(cur: psycopg.Cursor, tenant_id: int, externals: list[str], now: datetime) -> dict[str, int]:
     """external_id -> id, creating the unknown ones: one lookup when every customer exists."""
     cur.execute(RESOLVE_CUSTOMERS_SQL, [tenant_id, _dumps(externals)])
-    ids = dict(cur.fetchall())
+    ids: dict[str, int] = dict(cur.fetchall())
     missing = [e for e in externals if e not in ids]
     if missing:
         cur.execute(CREATE_CUSTOMERS_SQL, {"tenant": tenant_id, "now": now, "externals": _dumps(missing)})
@@ -401,7 +401,7 @@ def customers_upsert(
     merged: dict[str, dict[str, Any]] = {}
     for index, rec in enumerate(records):
         error, clean = _customer_error(rec)
-        if error is not None:
+        if error is not None or clean is None:
             result.errors.append({"index": index, "error": error})
             continue
         prior = merged.setdefault(clean["external_id"], {"external_id": clean["external_id"]})
@@ -418,7 +418,7 @@ def customers_upsert(
 
     def run() -> tuple[int, int]:
         with transaction.atomic(), connection.cursor() as cur:
-            params = {"tenant": tenant.pk, "now": now, "rows": Jsonb(payload)}
+            params: dict[str, Any] = {"tenant": tenant.pk, "now": now, "rows": Jsonb(payload)}
             cur.execute(UPSERT_CUSTOMERS_NEW_SQL, params)
             created = [r[0] for r in cur.fetchall()]
             cur.execute(UPSERT_CUSTOMERS_EXISTING_SQL, {**params, "created": created})

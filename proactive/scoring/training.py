@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 
@@ -204,7 +205,7 @@ def train(*, tenant: Tenant, as_of: datetime) -> Outcome:
     fitted = ml.fit(tr.x, tr.y, stop.x, stop.y, names)
     calibration = ml.calibration_fit(ml.margins(fitted.booster, stop.x), stop.y)
     p = ml.calibration_apply(calibration, ml.margins(fitted.booster, ev.x))
-    scores = ml.evaluate(ev.y, p)
+    scores: dict[str, Any] = ml.evaluate(ev.y, p)
     scores.update(counts)
     scores["best_iteration"] = fitted.best_iteration
     scores["calibration_table"] = ml.calibration_table(ev.y, p)
