@@ -38,7 +38,7 @@ class ContractCursorPagination(CursorPagination):
     page_size = 50
     page_size_query_param = "limit"
     max_page_size = 1000
-    ordering = "-pk"
+    ordering: str | list[str] | tuple[str, ...] = "-pk"
 
     def get_paginated_response(self, data: Any) -> Response:
         return Response({"results": data, "next": self.get_next_link()})
@@ -184,6 +184,13 @@ class TenantAPIView(GenericAPIView):
 
     def safely_get_queryset(self, queryset: QuerySet) -> QuerySet:
         return queryset
+
+    def paginate_queryset(self, queryset: Any) -> list[Any]:
+        """Tenant lists always page (cursor pagination), so a page is never None."""
+        page = super().paginate_queryset(queryset)
+        if page is None:
+            raise AssertionError(f"{type(self).__name__} needs a pagination_class")
+        return page
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:

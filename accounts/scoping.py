@@ -10,7 +10,8 @@ loudly named: `Model.objects.unscoped()` (superuser admin, cross-tenant schedule
 
 from __future__ import annotations
 
-from typing import Any, Self
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Self
 
 from django.db import models
 from django.db.models.expressions import Col
@@ -39,7 +40,19 @@ def _where_is_scoped(node: WhereNode, base_table: str) -> bool:
     return False
 
 
-class TenantQuerySet(models.QuerySet):
+if TYPE_CHECKING:
+
+    class _QuerySet(models.QuerySet):
+        """django-stubs leaves out the private cloning methods this module extends."""
+
+        def _chain(self) -> Self: ...
+        def _clone(self) -> Self: ...
+
+else:
+    _QuerySet = models.QuerySet
+
+
+class TenantQuerySet(_QuerySet):
     _unscoped = False
 
     def for_tenant(self, tenant: Any) -> Self:
@@ -91,7 +104,7 @@ class TenantQuerySet(models.QuerySet):
         self._check_scope()
         return super().delete()
 
-    def iterator(self, chunk_size: int | None = None):  # type: ignore[override]
+    def iterator(self, chunk_size: int | None = None) -> Iterator[Any]:
         self._check_scope()
         return super().iterator(chunk_size=chunk_size)
 

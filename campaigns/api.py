@@ -123,12 +123,12 @@ def playbook_data(playbook: Playbook) -> dict[str, Any]:
     }
 
 
-class PlaybookObjectMixin:
+class PlaybookObjectMixin(TenantAPIView):
     queryset = Playbook.objects.none()
     lookup_url_kwarg = "playbook_id"
 
     def get_playbook(self) -> Playbook:
-        playbook = selectors.playbook_get(tenant=self.tenant, playbook_id=self.kwargs["playbook_id"])  # type: ignore[attr-defined]
+        playbook = selectors.playbook_get(tenant=self.tenant, playbook_id=self.kwargs["playbook_id"])
         if playbook is None:
             raise Http404
         return playbook
@@ -342,11 +342,11 @@ class CampaignListView(TenantAPIView):
         return Response(campaign_data(campaign, {}), status=status.HTTP_201_CREATED)
 
 
-class CampaignObjectMixin:
+class CampaignObjectMixin(TenantAPIView):
     queryset = Campaign.objects.none()
 
     def get_campaign(self) -> Campaign:
-        campaign = selectors.campaign_get(tenant=self.tenant, campaign_id=self.kwargs["campaign_id"])  # type: ignore[attr-defined]
+        campaign = selectors.campaign_get(tenant=self.tenant, campaign_id=self.kwargs["campaign_id"])
         if campaign is None:
             raise Http404
         return campaign
@@ -447,11 +447,11 @@ class IncidentListView(TenantAPIView):
         return Response(incident_data(incident, counts[str(incident.pk)]), status=status.HTTP_201_CREATED)
 
 
-class IncidentObjectMixin:
+class IncidentObjectMixin(TenantAPIView):
     queryset = Incident.objects.none()
 
     def get_incident(self) -> Incident:
-        incident = selectors.incident_get(tenant=self.tenant, incident_id=self.kwargs["incident_id"])  # type: ignore[attr-defined]
+        incident = selectors.incident_get(tenant=self.tenant, incident_id=self.kwargs["incident_id"])
         if incident is None:
             raise Http404
         return incident

@@ -76,8 +76,9 @@ def fatigue_get(
     window_counts[0] = customers - sum(window_counts.values())
     weekly_counts = {int(n): c for n, c in weekly_rows}
     weekly_counts[0] = customers * weeks - sum(weekly_counts.values())
-    nearest = list(
-        Outreach.objects.for_tenant(tenant)
+    nearest: list[dict[str, Any]] = [
+        dict(row)
+        for row in Outreach.objects.for_tenant(tenant)
         .filter(status__in=BUDGET_STATUSES, triggered_at__gt=window_start, triggered_at__lte=now)
         .values("customer__external_id", "customer__name")
         .annotate(
@@ -87,7 +88,7 @@ def fatigue_get(
             last=Max("triggered_at"),
         )
         .order_by("-n", "-last")[:top]
-    )
+    ]
     for row in nearest:
         row["frees_at"] = row["first"] + timedelta(days=per_days)
     suppressed = (

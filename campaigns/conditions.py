@@ -194,7 +194,7 @@ def _leaf_text(leaf: Leaf) -> str:
         return f"{subject} {verb}"
     if op in ("in", "not_in"):
         items = ", ".join(json.dumps(x) if isinstance(x, str) else _num(x) for x in v)
-        subject = m.key if m.kind is Kind.ATTRIBUTE else str(m)
+        subject = str(m.key) if m.kind is Kind.ATTRIBUTE else str(m)
         return f"{subject} {'is' if op == 'in' else 'is not'} one of {items}"
     if m.kind is Kind.DAYS_SINCE_SIGNUP:
         return f"signed up {_CMP_WORDS[op].replace('fewer', 'less')} {_num(v)} days ago"
@@ -243,7 +243,7 @@ def render_text(condition: Condition, _nested: bool = False) -> str:
     if isinstance(condition, Not):
         return f"NOT ({render_text(condition.child)})"
     parts: list[str] = []
-    children = list(condition.children)
+    children: list[Condition | str] = list(condition.children)
     if isinstance(condition, All):
         used: set[int] = set()
         for i, low in enumerate(children):
@@ -260,7 +260,7 @@ def render_text(condition: Condition, _nested: bool = False) -> str:
                 ):
                     text = _range_text(low, high)
                     if text:
-                        children[i] = text  # type: ignore[call-overload]
+                        children[i] = text
                         used.add(j)
                         break
         children = [c for k, c in enumerate(children) if k not in used]

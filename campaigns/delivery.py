@@ -53,11 +53,9 @@ def customer_for_unsubscribe_token(token: str) -> Customer | None:
         data = signing.Signer(salt=UNSUBSCRIBE_SALT).unsign_object(token)
     except signing.BadSignature:
         return None
-    if not isinstance(data, dict):
+    if not isinstance(data, dict) or data.get("c") is None:
         return None
-    return (
-        Customer.objects.for_tenant(data.get("t")).select_related("tenant").filter(pk=data.get("c")).first()
-    )
+    return Customer.objects.for_tenant(data.get("t")).select_related("tenant").filter(pk=data["c"]).first()
 
 
 def customer_unsubscribe(*, customer: Customer) -> bool:

@@ -24,7 +24,7 @@ ERRORS = {
     "403": _json(ERROR, "Origin not allowed for this tenant"),
     "429": _json(ERROR, "Rate limited; see Retry-After"),
 }
-SECURITY = [{"publishableKey": [], "customerToken": []}]
+SECURITY: list[dict[str, list[str]]] = [{"publishableKey": [], "customerToken": []}]
 
 SCHEMAS = {
     "InboxError": {"type": "object", "required": ["detail"], "properties": {"detail": {"type": "string"}}},

@@ -121,7 +121,14 @@ def _sweep_range(
     since: tuple[datetime, datetime] | None,
     now: datetime,
 ) -> tuple[int, int]:
-    params = {"tenant": tenant.pk, "names": names, "days": OUTCOME_DAYS, "lo": lo, "hi": hi, "now": now}
+    params: dict[str, Any] = {
+        "tenant": tenant.pk,
+        "names": names,
+        "days": OUTCOME_DAYS,
+        "lo": lo,
+        "hi": hi,
+        "now": now,
+    }
     since_sql = ""
     if since is not None:
         since_sql = "AND (o.triggered_at > %(window_open)s OR o.created_at > %(last_sweep)s)"

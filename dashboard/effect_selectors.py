@@ -115,11 +115,11 @@ def breakdown_get(
         .annotate(n=Count("id"))
         .order_by("-n")
     )
-    for row in reasons:
-        if row["status"] == Outreach.Status.SUPPRESSED:
-            result.suppressed_reasons.append((row["suppressed_reason"] or "no reason recorded", row["n"]))
+    for r in reasons:
+        if r["status"] == Outreach.Status.SUPPRESSED:
+            result.suppressed_reasons.append((r["suppressed_reason"] or "no reason recorded", r["n"]))
         else:
-            result.reject_reasons.append((row["reject_reason"] or "no reason given", row["n"]))
+            result.reject_reasons.append((r["reject_reason"] or "no reason given", r["n"]))
     result.suppressed_reasons = _merge(result.suppressed_reasons)[:REASONS_SHOWN]
     result.reject_reasons = _merge(result.reject_reasons)[:REASONS_SHOWN]
     return result

@@ -63,7 +63,7 @@ def _fetch(sql: str, params: list[Any]) -> list[tuple]:
         return cursor.fetchall()
 
 
-def _rate(part: int, whole: int) -> float | None:
+def _rate(part: float, whole: float) -> float | None:
     return part / whole if whole else None
 
 

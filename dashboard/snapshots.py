@@ -84,7 +84,7 @@ def overview_get(*, tenant: Tenant) -> tuple[dict[str, Any], datetime]:
     now = timezone.now()
     snapshot = PageSnapshot.objects.for_tenant(tenant).filter(name=OVERVIEW).first()
     stale = snapshot is None or snapshot.computed_at < now - _max_age(tenant)
-    if stale or snapshot.data.get("version") != VERSION:
+    if snapshot is None or stale or snapshot.data.get("version") != VERSION:
         snapshot = _store(tenant)
     return snapshot.data, snapshot.computed_at
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import connection
 from django.utils import timezone
@@ -186,18 +186,18 @@ def _outreach_prevents_contacts(tenant: Tenant) -> int:
     return removed
 
 
-def _play_history(tenant: Tenant, *, now: object, weeks: int, log: Callable[[str], None]) -> None:
+def _play_history(tenant: Tenant, *, now: datetime, weeks: int, log: Callable[[str], None]) -> None:
     """Run the pipeline as of past dates (training first), then let customers and agents react."""
-    as_of = now - timedelta(weeks=weeks)  # type: ignore[operator]
+    as_of = now - timedelta(weeks=weeks)
     steps = 0
-    while as_of < now:  # type: ignore[operator]
+    while as_of < now:
         run = run_pipeline(tenant=tenant, as_of=as_of, train=steps == 0, trigger="seed")
         log(f"  pipeline as of {as_of:%Y-%m-%d}: {run.status if run else 'skipped'}")
         as_of += timedelta(days=4)
         steps += 1
     prevented = _outreach_prevents_contacts(tenant)
     log(f"  {prevented} support contacts after delivered outreach did not happen (the demo's effect)")
-    run = run_pipeline(tenant=tenant, as_of=now, train=True, trigger="seed")  # type: ignore[arg-type]
+    run = run_pipeline(tenant=tenant, as_of=now, train=True, trigger="seed")
     log(f"  pipeline as of now (with training): {run.status if run else 'skipped'}")
     with connection.cursor() as cur:
         cur.execute("SELECT setseed(0.42)")
@@ -233,5 +233,5 @@ def _play_history(tenant: Tenant, *, now: object, weeks: int, log: Callable[[str
             ],
         )
     # What the beat schedule would have done meanwhile: reviews nobody took in time expire.
-    log(f"  {outreach_expire_overdue(now=now)} unreviewed messages expired")  # type: ignore[arg-type]
+    log(f"  {outreach_expire_overdue(now=now)} unreviewed messages expired")
     overview_refresh(tenant=tenant)  # the overview shows the reactions above, not the run before them
