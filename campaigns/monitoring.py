@@ -50,6 +50,7 @@ from campaigns.firing import fire
 from campaigns.incidents import _incident_source
 from campaigns.models import Incident
 from campaigns.rules import action_validate
+from campaigns.webhook_events import incident_event_emit
 from proactive.ingest import signal_hourly_rebuild
 from proactive.models import PipelineRun, SignalHourlyCoverage
 from proactive.rollups import rollups_fold
@@ -607,6 +608,10 @@ def incidents_from_detection(*, tenant: Tenant, det: Detection) -> list[Incident
             target=incident,
             data={"component": incident.component, "source": "monitoring"},
         )
+        incident_event_emit(
+            incident=incident,
+            event_type="incident.suspected" if status == Incident.Status.SUSPECTED else "incident.opened",
+        )
         if status == Incident.Status.OPEN:
             fire(tenant=tenant, as_of=as_of, sources=[_incident_source(incident)])
         touched.append(incident)
@@ -700,6 +705,7 @@ def incident_confirm(
         return False, {"fired": 0}
     audit_record(tenant=tenant, actor=actor, action="incident.confirm", target=incident)
     incident.refresh_from_db()
+    incident_event_emit(incident=incident, event_type="incident.opened")
     return True, fire(tenant=tenant, as_of=as_of, sources=[_incident_source(incident)])
 
 

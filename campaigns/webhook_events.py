@@ -66,6 +66,7 @@ def incident_event_emit(*, incident: Incident, event_type: str, resolved_at: dat
         "resolved_at": resolved_at.isoformat() if resolved_at else None,
         "affected": incident.affected,
         "overrides_budget": incident.overrides_budget,
+        "detection": incident.detection or None,  # what the monitor measured, for detected incidents
     }
     return event_emit(
         tenant_id=incident.tenant_id, event_type=event_type, key=f"{event_type}:{incident.pk}", data=data

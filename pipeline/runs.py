@@ -92,7 +92,8 @@ def run_steps(run: PipelineRun, names: tuple[str, ...] = STEP_NAMES) -> bool:
         try:
             record.update(status="ok", counts=step.fn(run) or {})
         except Exception as exc:  # noqa: BLE001 - recorded on the run for the tenant admin to see
-            connection.close_if_unusable_or_obsolete()
+            if not connection.in_atomic_block:  # a broken connection must not fail the next steps
+                connection.close_if_unusable_or_obsolete()
             record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
             run.error = (run.error + "\n" if run.error else "") + traceback.format_exc(limit=8)
         record["seconds"] = round(time.perf_counter() - started, 3)

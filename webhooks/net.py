@@ -23,6 +23,10 @@ class UnsafeURL(ValueError):
     """A URL webhooks must not call; the message says why."""
 
 
+class Unresolved(UnsafeURL):
+    """The host has no address (yet): not called now, but not refused on subscription."""
+
+
 @dataclass(frozen=True)
 class Target:
     scheme: str
@@ -53,10 +57,10 @@ def resolve(url: str) -> Target:
     try:
         infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise UnsafeURL(f"{parts.hostname} does not resolve") from exc
+        raise Unresolved(f"{parts.hostname} does not resolve") from exc
     addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
     if not addresses:
-        raise UnsafeURL(f"{parts.hostname} does not resolve")
+        raise Unresolved(f"{parts.hostname} does not resolve")
     if not settings.WEBHOOKS_ALLOW_PRIVATE:
         private = [str(a) for a in addresses if not _is_public(a)]
         if private:

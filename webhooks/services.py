@@ -73,6 +73,8 @@ def endpoint_create(
         raise WebhookError("url", "at most 500 characters")
     try:
         net.resolve(url)
+    except net.Unresolved:
+        pass  # its DNS may not exist yet; every delivery resolves and checks the address again
     except net.UnsafeURL as exc:
         raise WebhookError("url", f"refused: {exc}") from exc
     with transaction.atomic():

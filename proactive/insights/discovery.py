@@ -159,7 +159,7 @@ def discover(*, tenant: Tenant, as_of: datetime) -> Discovery:
     first_ids, first_seen = customer_first_seen(tenant=tenant)
     known = first_seen[~np.isnan(first_seen)]
     earliest = datetime.fromtimestamp(known.min(), tz=as_of.tzinfo) if len(known) else None
-    train_cuts, val_cuts = choose_cutoffs(as_of=as_of, horizon_days=horizon, earliest=earliest)
+    train_cuts, val_cuts, _closed = choose_cutoffs(as_of=as_of, horizon_days=horizon, earliest=earliest)
     if not metrics or not train_cuts or not val_cuts:
         return Discovery(
             False,
@@ -172,7 +172,7 @@ def discover(*, tenant: Tenant, as_of: datetime) -> Discovery:
     snaps = build_snapshots(
         tenant=tenant,
         cutoffs=train_cuts + val_cuts,
-        metrics=metrics,
+        names=[str(m) for m in metrics],
         horizon_days=horizon,
         first_ids=first_ids,
         first_seen=first_seen,

@@ -24,6 +24,8 @@ from campaigns.playbooks import matching_sql
 from proactive.models import PipelineRun
 from tests.campaigns.monitoring_world import Outage, build_world
 from tests.factories import MembershipFactory, PlaybookFactory, TenantFactory
+from tests.webhooks.helpers import deliveries
+from tests.webhooks.test_emission import subscribe
 
 END = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)  # a Monday
 MID = datetime(2026, 3, 3, 15, 0, tzinfo=UTC)  # a Tuesday afternoon
@@ -104,6 +106,7 @@ def _suspected_world(tenant, seed=21):
 def test_the_command_prints_the_contract_and_a_second_run_updates_the_same_incident():
     tenant = TenantFactory(slug="mon")
     _suspected_world(tenant)
+    subscribe(tenant, ["incident.suspected", "incident.opened"])
     out = StringIO()
     call_command("monitor", "--tenant", "mon", "--as-of", (MID - timedelta(hours=1)).isoformat(), stdout=out)
     first = json.loads(out.getvalue())
@@ -129,6 +132,10 @@ def test_the_command_prints_the_contract_and_a_second_run_updates_the_same_incid
     }
     runs = PipelineRun.objects.for_tenant(tenant).filter(kind=PipelineRun.Kind.MONITOR)
     assert runs.count() == 2 and {r.status for r in runs} == {"succeeded"}
+    [hook] = deliveries(tenant)  # one event for the incident, not one per run
+    assert hook.event_type == "incident.suspected"
+    assert hook.payload["data"]["status"] == "suspected"
+    assert hook.payload["data"]["detection"]["signal"] == "error.sync_failed"
 
 
 @pytest.mark.django_db
@@ -150,9 +157,11 @@ def test_confirming_through_the_api_notifies_each_affected_customer_once_and_hol
     assert body["status"] == "suspected" and body["detection"]["segment"] == {"integration": "salesforce"}
     assert api.get("/api/v1/incidents?status=suspected").json()["results"][0]["id"] == str(incident.pk)
     assert api.post(f"/api/v1/incidents/{incident.pk}/resolve").status_code == 409
+    subscribe(tenant, ["incident.opened"])
     response = api.post(f"/api/v1/incidents/{incident.pk}/confirm")
     assert response.status_code == 200 and response.json()["status"] == "open"
     assert api.post(f"/api/v1/incidents/{incident.pk}/confirm").status_code == 409
+    assert [d.event_type for d in deliveries(tenant)] == ["incident.opened"]
     assert api.post(f"/api/v1/incidents/{incident.pk}/dismiss").status_code == 409
     notices = Outreach.objects.for_tenant(tenant).filter(incident=incident, status="sent")
     notified = set(notices.values_list("customer__external_id", flat=True))

@@ -74,6 +74,22 @@ def test_a_name_that_resolves_to_any_private_address_is_refused(api, fake_dns):
     assert response.status_code == 400 and "10.0.0.7" in response.json()["url"][0]
 
 
+def test_a_name_without_an_address_yet_is_accepted_and_not_called(
+    tenant, api, fake_dns, django_capture_on_commit_callbacks, monkeypatch
+):
+    def no_such_host(host, port, *args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(net.socket, "getaddrinfo", no_such_host)
+    create_webhook(api, "https://hooks.not-yet.example/h", ["incident.opened"])
+    with django_capture_on_commit_callbacks(execute=True):
+        incident_open(tenant=tenant, data=INCIDENT, as_of=T0)
+    [delivery] = deliveries(tenant)
+    assert delivery.status == "pending"  # retried later, when the name may resolve
+    attempt = WebhookAttempt.objects.for_tenant(tenant).get()
+    assert attempt.error == "refused: hooks.not-yet.example does not resolve"
+
+
 def test_a_name_rebound_to_loopback_after_subscribing_is_not_called(
     tenant, api, receiver, fake_dns, django_capture_on_commit_callbacks
 ):
