@@ -45,6 +45,8 @@ from webhooks.signing import new_secret
 NO_BODY = {
     ("/api/v1/playbooks/{playbook_id}/preview", "post"),
     ("/api/v1/incidents/{incident_id}/resolve", "post"),
+    ("/api/v1/incidents/{incident_id}/confirm", "post"),
+    ("/api/v1/incidents/{incident_id}/dismiss", "post"),
 }
 EXAMPLES = 10
 

@@ -292,7 +292,7 @@ def test_the_command_prints_a_json_summary(tenant, world):
     assert summary["status"] == "succeeded"
     assert summary["as_of"] == world.isoformat()
     steps = {s["name"]: s for s in summary["steps"]}
-    assert list(steps)[:3] == ["features", "train", "score"]
+    assert list(steps)[:4] == ["features", "train", "insights", "score"]
     assert steps["train"]["counts"]["status"] == "active"
     assert steps["score"]["counts"]["scored"] == 240
     assert steps["score"]["counts"]["rule_based"] is False
