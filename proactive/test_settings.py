@@ -24,7 +24,10 @@ os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 if not os.environ.get("DATABASE_URL") and _listening(5432):
     os.environ["DATABASE_URL"] = "postgresql://postgres@127.0.0.1:5432/proactive"
 if not os.environ.get("REDIS_URL") and _listening(6379):
-    os.environ["REDIS_URL"] = "redis://127.0.0.1:6379/15"
+    # One Redis database per pytest-xdist worker (gw0 -> 15, gw1 -> 14, ...): a test that clears the
+    # cache must not clear another worker's rate-limit windows.
+    _worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    os.environ["REDIS_URL"] = f"redis://127.0.0.1:6379/{15 - _worker % 6}"
 
 from proactive.settings import *  # noqa: E402, F403
 

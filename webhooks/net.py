@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import ipaddress
+import re
 import socket
 import ssl
 from dataclasses import dataclass
@@ -17,6 +18,13 @@ from urllib.parse import urlsplit
 from django.conf import settings
 
 MAX_EXCERPT = 500
+
+
+# A DNS name (labels of letters, digits and hyphens) or an IP literal (urlsplit strips IPv6 brackets).
+_HOST_RE = re.compile(
+    r"(?i)(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.?"
+    r"|[0-9a-f:.]*:[0-9a-f:.]*(?:%[\w.-]+)?"
+)
 
 
 class UnsafeURL(ValueError):
@@ -54,6 +62,12 @@ def resolve(url: str) -> Target:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError as exc:
         raise UnsafeURL("the port is not a number between 0 and 65535") from exc
+    try:
+        ascii_host = parts.hostname.encode("idna").decode("ascii")  # bücher.de -> xn--bcher-kva.de
+    except UnicodeError:
+        ascii_host = ""
+    if not _HOST_RE.fullmatch(ascii_host) or ascii_host.rstrip(".").endswith(".invalid"):
+        raise UnsafeURL(f"{parts.hostname} is not a host name that can resolve")
     try:
         infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
