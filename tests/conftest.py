@@ -57,5 +57,13 @@ def collected_static(tmp_path_factory):
 
     settings.STATIC_ROOT.mkdir(parents=True, exist_ok=True)
     call_command("collectstatic", interactive=False, verbosity=0, clear=True)
+    # pytest-django's live_server serves /static/ through the finders, which know no hashed
+    # names (chart.umd.min.aa28....js is a 404): serve the collected folder, as production does.
+    import django.contrib.staticfiles.handlers as static_handlers
+    from django.test.testcases import _StaticFilesHandler
+
+    finders_handler = static_handlers.StaticFilesHandler
+    static_handlers.StaticFilesHandler = _StaticFilesHandler  # type: ignore[misc]
     yield settings.STATIC_ROOT
+    static_handlers.StaticFilesHandler = finders_handler  # type: ignore[misc]
     shutil.rmtree(settings.STATIC_ROOT, ignore_errors=True)
