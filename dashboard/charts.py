@@ -34,8 +34,8 @@ def chart(
 ) -> dict[str, Any]:
     """kind: line, bar, hbar (horizontal bars) or xy (numeric x and y, data as {x, y} points).
 
-    Options: y_format/x_format ("percent", "int", "float", "seconds"), stacked, y_min/y_max, x_min/x_max,
-    y_suggested_min/y_suggested_max (a range that grows to fit the data).
+    Options: y_format/x_format ("percent", "int", "count", "float", "seconds"), stacked,
+    y_min/y_max, x_min/x_max, y_suggested_min/y_suggested_max (a range that grows to fit the data).
     `empty` is true when no series holds a value, so templates can show the empty state instead.
     """
     has_data = any(

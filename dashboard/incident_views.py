@@ -79,7 +79,7 @@ def spike_chart(incident: Incident) -> dict[str, Any]:
         ],
         x="hour",
         y="customers per hour",
-        y_format="float",
+        y_format="count",  # observed are whole customers, expected a mean: 45 and 0.9, never "45.000"
     )
 
 

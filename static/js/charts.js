@@ -21,6 +21,7 @@
   function formatter(kind) {
     if (kind === "percent") return (v) => (v === null || v === undefined ? "–" : (v * 100).toFixed(Math.abs(v) < 0.1 ? 1 : 0) + "%");
     if (kind === "int") return (v) => (v === null || v === undefined ? "–" : Math.round(v).toLocaleString());
+    if (kind === "count") return (v) => (v === null || v === undefined ? "–" : Number(v).toLocaleString(undefined, { maximumFractionDigits: 1 }));
     if (kind === "float") return (v) => (v === null || v === undefined ? "–" : Number(v).toFixed(3));
     if (kind === "seconds") return (v) => (v === null || v === undefined ? "–" : Number(v).toFixed(Math.abs(v) < 10 ? 1 : 0) + " s");
     return (v) => (v === null || v === undefined ? "–" : v.toLocaleString());
