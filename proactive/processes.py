@@ -31,6 +31,16 @@ def python_command(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
+def celery_commands(*, concurrency: int) -> dict[str, list[str]]:
+    """The Celery worker and beat that both `make demo` and `make serve` run beside the web process."""
+    return {
+        "worker": python_command(
+            "-m", "celery", "-A", "proactive", "worker", "--loglevel=INFO", f"--concurrency={concurrency}"
+        ),
+        "beat": python_command("-m", "celery", "-A", "proactive", "beat", "--loglevel=INFO"),
+    }
+
+
 def start(
     commands: Mapping[str, list[str]], *, env: Mapping[str, str], log_dir: Path | None = None
 ) -> dict[str, subprocess.Popen]:

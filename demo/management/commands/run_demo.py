@@ -24,17 +24,7 @@ from proactive.embedded_db import embedded_database_stop
 def demo_commands(port: str) -> dict[str, list[str]]:
     return {
         "web": processes.python_command("manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"),
-        "worker": processes.python_command(
-            "-m",
-            "celery",
-            "-A",
-            "proactive",
-            "worker",
-            "--loglevel=INFO",
-            "--concurrency=2",
-            "--pool=prefork",
-        ),
-        "beat": processes.python_command("-m", "celery", "-A", "proactive", "beat", "--loglevel=INFO"),
+        **processes.celery_commands(concurrency=2),
     }
 
 

@@ -33,16 +33,7 @@ def production_commands(*, bind: str, web_workers: int, worker_concurrency: int)
             "--forwarded-allow-ips",
             os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
         ),
-        "worker": processes.python_command(
-            "-m",
-            "celery",
-            "-A",
-            "proactive",
-            "worker",
-            "--loglevel=INFO",
-            f"--concurrency={worker_concurrency}",
-        ),
-        "beat": processes.python_command("-m", "celery", "-A", "proactive", "beat", "--loglevel=INFO"),
+        **processes.celery_commands(concurrency=worker_concurrency),
     }
 
 
