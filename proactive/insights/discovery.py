@@ -259,10 +259,10 @@ def discover(*, tenant: Tenant, as_of: datetime) -> Discovery:
         for b in partners:
             if a.candidate.metrics & b.candidate.metrics:
                 continue
-            key = frozenset((id(a), id(b)))
-            if key in seen_pairs:
+            pair = frozenset((id(a), id(b)))
+            if pair in seen_pairs:
                 continue
-            seen_pairs.add(key)
+            seen_pairs.add(pair)
             tried += 1
             both = a.packed & b.packed
             rows = _Popcount.count(both)
