@@ -161,7 +161,7 @@ class TenantAPIView(GenericAPIView):
     scoped to the tenant; `get_queryset` is final so the scope cannot be dropped.
     """
 
-    pagination_class = ContractCursorPagination
+    pagination_class: type[BasePagination] | None = ContractCursorPagination
 
     @property
     def tenant(self) -> Tenant:
@@ -177,7 +177,10 @@ class TenantAPIView(GenericAPIView):
 
     @final
     def get_queryset(self) -> QuerySet:
-        model = self.queryset.model if self.queryset is not None else None
+        # Read on the class, where subclasses declare it (the stubs type an instance read of a
+        # Manager-valued attribute as a call to the model descriptor's __get__).
+        queryset = type(self).queryset
+        model = queryset.model if queryset is not None else None
         if model is None:
             raise AssertionError(f"{type(self).__name__} needs a `queryset` to scope")
         return self.safely_get_queryset(model.objects.for_tenant(self.tenant))

@@ -160,6 +160,15 @@ def arms_payload(
     }
 
 
+def _source_column(playbook: Playbook | None, campaign: Campaign | None) -> tuple[str, Any]:
+    """The outreach column naming the source, and the source's key: exactly one must be given."""
+    if playbook is not None and campaign is None:
+        return "playbook_id", playbook.pk
+    if campaign is not None and playbook is None:
+        return "campaign_id", campaign.pk
+    raise ValueError("pass exactly one of playbook or campaign")
+
+
 def effectiveness(
     *,
     tenant: Tenant,
@@ -169,10 +178,8 @@ def effectiveness(
     as_of: datetime | None = None,
 ) -> dict[str, Any]:
     """The contract's effectiveness payload for one playbook or campaign."""
-    if (playbook is None) == (campaign is None):
-        raise ValueError("pass exactly one of playbook or campaign")
+    column, source_id = _source_column(playbook, campaign)
     as_of = as_of or timezone.now()
-    column, source_id = ("playbook_id", playbook.pk) if playbook is not None else ("campaign_id", campaign.pk)
     contact, contact_params = patterns_sql(tenant.contact_signals, "s.name")
     with connection.cursor() as cur:
         cur.execute(
@@ -210,7 +217,7 @@ def engagement_counts(
     *, tenant: Tenant, playbook: Playbook | None = None, campaign: Campaign | None = None
 ) -> dict[str, int]:
     """What the recipients of a source's delivered outreach did with it (held out excluded)."""
-    column, source_id = ("playbook_id", playbook.pk) if playbook is not None else ("campaign_id", campaign.pk)
+    column, source_id = _source_column(playbook, campaign)
     with connection.cursor() as cur:
         cur.execute(
             f"""

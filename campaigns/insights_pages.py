@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.models import Membership
-from accounts.tenancy import tenant_view
+from accounts.tenancy import TenantRequest, tenant_view
 from campaigns.conditions import ConditionError
 from campaigns.insights import TEMPLATES, playbook_from_insight
 from proactive.insights.service import insight_get, insight_run_latest, insights_of
@@ -33,8 +33,8 @@ def _backtest_rows(insight: Insight) -> list[dict[str, Any]]:
 
 
 @tenant_view()
-def insight_list(request: HttpRequest) -> HttpResponse:
-    tenant = request.tenant  # type: ignore[attr-defined]
+def insight_list(request: TenantRequest) -> HttpResponse:
+    tenant = request.tenant
     run = insight_run_latest(tenant=tenant)
     insights = insights_of(tenant=tenant, insight_run=run)
     return render(
@@ -60,14 +60,14 @@ def insight_list(request: HttpRequest) -> HttpResponse:
 
 @tenant_view(write_role=Membership.Role.ADMIN)
 @require_POST
-def insight_playbook(request: HttpRequest, insight_id: Any) -> HttpResponse:
-    tenant = request.tenant  # type: ignore[attr-defined]
+def insight_playbook(request: TenantRequest, insight_id: Any) -> HttpResponse:
+    tenant = request.tenant
     try:
         insight = insight_get(tenant=tenant, insight_id=insight_id)
     except Insight.DoesNotExist:
         raise Http404 from None
     try:
-        playbook = playbook_from_insight(tenant=tenant, insight=insight, actor=request.user)  # type: ignore[arg-type]
+        playbook = playbook_from_insight(tenant=tenant, insight=insight, actor=request.user)
     except ConditionError as exc:
         messages.error(request, f"Could not create the playbook: {exc}")
         return redirect("insights:list", tenant.slug)

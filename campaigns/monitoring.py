@@ -385,7 +385,7 @@ def detect(*, tenant: Tenant, as_of: datetime) -> Detection:
 
 
 def _active_segment_keys(tenant: Tenant) -> set[str]:
-    keys = set()
+    keys: set[str] = set()
     for detection in (
         Incident.objects.for_tenant(tenant)
         .filter(status__in=[Incident.Status.SUSPECTED, Incident.Status.OPEN])

@@ -45,10 +45,12 @@ def outcomes_sweep(
         with connection.cursor() as cur:  # one sweep per tenant at a time (two schedulers' runs)
             cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", [LOCK_NAMESPACE, tenant.pk])
         state = OutcomeSweep.objects.for_tenant(tenant).first()
-        full = state is None or state.contact_signals != list(tenant.contact_signals)
         # Rows whose longest window was still open at the last sweep, and rows created since
-        # (a run as of a past time records outreach triggered long ago).
-        since = None if full else (state.swept_at - timedelta(days=OUTCOME_DAYS), state.swept_at)
+        # (a run as of a past time records outreach triggered long ago); None: every row.
+        since: tuple[datetime, datetime] | None = None
+        if state is not None and state.contact_signals == list(tenant.contact_signals):
+            since = (state.swept_at - timedelta(days=OUTCOME_DAYS), state.swept_at)
+        full = since is None
         checked = changed = 0
         names = contact_names(tenant)
         for lo, hi in customer_id_ranges(tenant, chunk_size):

@@ -10,14 +10,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 from django_htmx.http import trigger_client_event
 
 from accounts.models import Membership
-from accounts.tenancy import tenant_view
+from accounts.tenancy import TenantRequest, tenant_view
 from campaigns import campaign_sends, playbooks, rules
 from campaigns.api import CampaignInputSerializer, PlaybookInputSerializer
 from campaigns.conditions import ConditionError, parse_condition, render_text
@@ -62,9 +62,9 @@ def _int(post: Any, name: str, default: int) -> int | str:
 
 
 def _form_context(
-    request: HttpRequest, *, kind: str, condition: Any, action: dict[str, Any]
+    request: TenantRequest, *, kind: str, condition: Any, action: dict[str, Any]
 ) -> dict[str, Any]:
-    tenant = request.tenant  # type: ignore[attr-defined]
+    tenant = request.tenant
     attributes = builder.attribute_keys(tenant)
     return {
         "kind": kind,
@@ -82,9 +82,9 @@ def _form_context(
     }
 
 
-def _panel(request: HttpRequest, *, kind: str, condition: Any, action: dict[str, Any]) -> dict[str, Any]:
+def _panel(request: TenantRequest, *, kind: str, condition: Any, action: dict[str, Any]) -> dict[str, Any]:
     """The live side panel: the condition in words, whom it matches now, the message preview."""
-    tenant = request.tenant  # type: ignore[attr-defined]
+    tenant = request.tenant
     now = timezone.now()
     panel: dict[str, Any] = {"condition_error": None, "matching": None, "sample": [], "words": ""}
     try:
@@ -141,8 +141,8 @@ def _playbook_initial(playbook: Playbook | None) -> dict[str, Any]:
     }
 
 
-def _playbook_form(request: HttpRequest, playbook: Playbook | None) -> HttpResponse:
-    tenant = request.tenant  # type: ignore[attr-defined]
+def _playbook_form(request: TenantRequest, playbook: Playbook | None) -> HttpResponse:
+    tenant = request.tenant
     errors: dict[str, Any] = {}
     if request.method == "POST":
         condition = builder.condition_from_form(request.POST)
@@ -181,21 +181,21 @@ def _playbook_form(request: HttpRequest, playbook: Playbook | None) -> HttpRespo
 
 
 @tenant_view(ADMIN)
-def playbook_new(request: HttpRequest) -> HttpResponse:
+def playbook_new(request: TenantRequest) -> HttpResponse:
     return _playbook_form(request, None)
 
 
 @tenant_view(ADMIN)
-def playbook_edit(request: HttpRequest, playbook_id: Any) -> HttpResponse:
-    tenant = request.tenant  # type: ignore[attr-defined]
+def playbook_edit(request: TenantRequest, playbook_id: Any) -> HttpResponse:
+    tenant = request.tenant
     return _playbook_form(request, playbook_get(tenant=tenant, playbook_id=playbook_id))
 
 
 @require_POST
 @tenant_view(ADMIN)
-def builder_tree(request: HttpRequest) -> HttpResponse:
+def builder_tree(request: TenantRequest) -> HttpResponse:
     """HTMX: add or remove a node; returns the redrawn tree."""
-    tenant = request.tenant  # type: ignore[attr-defined]
+    tenant = request.tenant
     tree = builder.apply_op(builder.condition_from_form(request.POST), request.POST.get("op", ""), tenant)
     context = {
         "tree": builder.tree_view(tree),
@@ -211,7 +211,7 @@ def builder_tree(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @tenant_view(ADMIN)
-def builder_panel(request: HttpRequest) -> HttpResponse:
+def builder_panel(request: TenantRequest) -> HttpResponse:
     """HTMX: the live panel for the form as it stands (nothing is saved)."""
     kind = "campaign" if request.POST.get("kind") == "campaign" else "playbook"
     condition = builder.condition_from_form(request.POST)
@@ -232,8 +232,8 @@ def _local_datetime(value: str, tenant: Any) -> str:
 
 
 @tenant_view(ADMIN)
-def campaign_new(request: HttpRequest) -> HttpResponse:
-    tenant = request.tenant  # type: ignore[attr-defined]
+def campaign_new(request: TenantRequest) -> HttpResponse:
+    tenant = request.tenant
     errors: dict[str, Any] = {}
     default_send = timezone.localtime(timezone.now() + timedelta(hours=1), tenant.tz).strftime(
         "%Y-%m-%dT%H:%M"

@@ -8,13 +8,13 @@ from typing import Any
 
 from django.contrib import messages
 from django.db import connection
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts.models import Membership
-from accounts.tenancy import tenant_view
+from accounts.tenancy import TenantRequest, tenant_view
 from campaigns import monitoring
 from campaigns.conditions import ConditionError, parse_condition, render_text
 from campaigns.incidents import incident_resolve
@@ -43,8 +43,8 @@ def _text(condition: Any) -> str:
 
 
 @tenant_view()
-def incident_list(request: HttpRequest) -> HttpResponse:
-    tenant = request.tenant  # type: ignore[attr-defined]
+def incident_list(request: TenantRequest) -> HttpResponse:
+    tenant = request.tenant
     rows = list(Incident.objects.for_tenant(tenant).order_by("-opened_at")[: PAST_SHOWN * 2])
     last_run = (
         PipelineRun.objects.for_tenant(tenant)
@@ -196,8 +196,9 @@ def contact_comparison(tenant: Any, incident: Incident) -> dict[str, Any] | None
     notified, others = totals["notified"], totals["not_notified"]
     enough = notified[0] >= 20 and others[0] >= 20
     verdict = None
-    if enough and rate(notified) is not None and rate(others) is not None:
-        verdict = "less" if rate(notified) < rate(others) else "not less"  # type: ignore[operator]
+    notified_rate, others_rate = rate(notified), rate(others)
+    if enough and notified_rate is not None and others_rate is not None:
+        verdict = "less" if notified_rate < others_rate else "not less"
     return {
         "window_days": window.days,
         "incidents": len(incidents),
@@ -210,8 +211,8 @@ def contact_comparison(tenant: Any, incident: Incident) -> dict[str, Any] | None
 
 
 @tenant_view()
-def incident_detail(request: HttpRequest, incident_id: Any) -> HttpResponse:
-    tenant = request.tenant  # type: ignore[attr-defined]
+def incident_detail(request: TenantRequest, incident_id: Any) -> HttpResponse:
+    tenant = request.tenant
     incident = _incident(tenant, incident_id)
     now = timezone.now()
     as_of = incident.resolved_at or now
@@ -245,25 +246,25 @@ def incident_detail(request: HttpRequest, incident_id: Any) -> HttpResponse:
             if state.get("last_elevated_at")
             else None,
             "comparison": contact_comparison(tenant, incident),
-            "can_act": request.membership.is_admin,  # type: ignore[attr-defined]
+            "can_act": request.membership.is_admin,
         },
     )
 
 
 @require_POST
 @tenant_view(write_role=Membership.Role.ADMIN)
-def incident_action(request: HttpRequest, incident_id: Any, action: str) -> HttpResponse:
-    tenant = request.tenant  # type: ignore[attr-defined]
+def incident_action(request: TenantRequest, incident_id: Any, action: str) -> HttpResponse:
+    tenant = request.tenant
     incident = _incident(tenant, incident_id)
     user = request.user
     if action == "confirm":
-        changed, result = monitoring.incident_confirm(tenant=tenant, incident=incident, actor=user)  # type: ignore[arg-type]
+        changed, result = monitoring.incident_confirm(tenant=tenant, incident=incident, actor=user)
         text = f"Incident opened: {result.get('sent', 0)} customers notified." if changed else ""
     elif action == "dismiss":
-        changed = monitoring.incident_dismiss(tenant=tenant, incident=incident, actor=user)  # type: ignore[arg-type]
+        changed = monitoring.incident_dismiss(tenant=tenant, incident=incident, actor=user)
         text = "Incident dismissed." if changed else ""
     elif action == "resolve":
-        changed, result = incident_resolve(tenant=tenant, incident=incident, actor=user)  # type: ignore[arg-type]
+        changed, result = incident_resolve(tenant=tenant, incident=incident, actor=user)
         text = f"Incident resolved: {result.get('sent', 0)} follow-ups sent." if changed else ""
     else:
         raise Http404("No such action")

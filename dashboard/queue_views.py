@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.contrib import messages
-from django.core.paginator import Paginator
+from django.core.paginator import Page, Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -62,7 +62,8 @@ def queue_page(request: TenantRequest) -> HttpResponse:
     # Page through ids only (an index-only walk of outreach_review_order, cheap even deep in
     # 10,000 items), then load the 50 rows of the page with their joins.
     ordered_ids = queue.queue_list(tenant=tenant, filters=filters).values_list("pk", flat=True)
-    page = Paginator(ordered_ids, PAGE_SIZE).get_page(request.GET.get("page"))
+    # The page holds ids, then (below) the rows of those ids in the same order.
+    page: Page[Any] = Paginator(ordered_ids, PAGE_SIZE).get_page(request.GET.get("page"))
     rows = (
         Outreach.objects.for_tenant(tenant)
         .filter(pk__in=list(page.object_list))

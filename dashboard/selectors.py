@@ -6,7 +6,7 @@ so a page costs the same number of queries with ten customers or 100,000.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
@@ -310,7 +310,9 @@ def drift_get(*, tenant: Tenant, model: RiskModel, current_mean: float | None, n
 # --- customers ----------------------------------------------------------------------------------
 
 
-def customer_search(*, tenant: Tenant, query: str = "", limit: int = CUSTOMER_PAGE_SIZE) -> list[dict]:
+def customer_search(
+    *, tenant: Tenant, query: str = "", limit: int = CUSTOMER_PAGE_SIZE
+) -> list[Mapping[str, Any]]:
     """Customers matching `query` (external id, name or email), riskiest first; the riskiest overall
     when there is no query (served from the (tenant, -score) index, not a sort of every customer)."""
     query = query.strip()

@@ -233,17 +233,11 @@ def run_list(request: TenantRequest) -> HttpResponse:
     tenant = request.tenant
     runs = selectors.run_list(tenant=tenant)
     next_run = selectors.next_scoring_at(tenant=tenant, now=timezone.now())
-    timed = [r for r in reversed(runs) if r.finished_at]
+    timed = [(r.started_at, r.finished_at - r.started_at) for r in reversed(runs) if r.finished_at]
     duration_chart = chart(
         "bar",
-        labels=[timezone.localtime(r.started_at).strftime("%d %b %H:%M") for r in timed],
-        series=[
-            series(
-                "seconds",
-                [round((r.finished_at - r.started_at).total_seconds(), 2) for r in timed],
-                "blue",
-            )
-        ],
+        labels=[timezone.localtime(started).strftime("%d %b %H:%M") for started, _ in timed],
+        series=[series("seconds", [round(took.total_seconds(), 2) for _, took in timed], "blue")],
         x="run started",
         y="duration",
         y_format="seconds",

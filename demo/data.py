@@ -184,8 +184,8 @@ def generate_demo_data(
     emit(timeouts, "error.api_timeout")
     for k in range(ONBOARDING_STEPS):
         counts = np.zeros((n, d), dtype=np.int64)
-        rows = np.nonzero(has_step[:, k])[0]
-        counts[rows, step_day[rows, k].astype(int)] = 1
+        stepped = np.nonzero(has_step[:, k])[0]
+        counts[stepped, step_day[stepped, k].astype(int)] = 1
         emit(counts, "onboarding.step_completed", (9, 18))
     emit(contacts.astype(np.int64), "support.contact", (9, 19))
 

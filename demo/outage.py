@@ -36,7 +36,7 @@ def plant_outage(
         .values_list("external_id", flat=True)
     )
     rng = np.random.default_rng(seed)
-    rows = []
+    rows: list[tuple[str, str, str, str, str]] = []
     for hour in range(int(np.ceil(HOURS))):
         hour_start = start + timedelta(hours=hour)
         for ext in np.array(ids)[rng.random(len(ids)) < SHARE_PER_HOUR]:

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
 from accounts.models import Membership
-from accounts.tenancy import tenant_view
+from accounts.tenancy import TenantRequest, tenant_view
 from pipeline.services import run_now_request
 
 
 @require_POST
 @tenant_view(Membership.Role.ADMIN)
-def run_now(request: HttpRequest) -> HttpResponse:
-    tenant = request.tenant  # type: ignore[attr-defined]
+def run_now(request: TenantRequest) -> HttpResponse:
+    tenant = request.tenant
     if run_now_request(tenant=tenant):
         messages.success(
             request, "Pipeline run queued: scoring, playbooks, campaigns and outcomes, in that order."

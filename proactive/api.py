@@ -163,7 +163,9 @@ class SignalsBatchOutSerializer(serializers.Serializer):
     accepted = serializers.IntegerField()
     duplicates = serializers.IntegerField()
     rejected = serializers.IntegerField()
-    errors = SignalErrorSerializer(many=True)
+    # The metaclass moves declared fields into _declared_fields, so this does not replace
+    # Serializer.errors; the stubs cannot tell a field from an override.
+    errors = SignalErrorSerializer(many=True)  # type: ignore[assignment]
 
 
 class SignalsBatchView(IngestView):
@@ -212,7 +214,9 @@ class CustomerErrorSerializer(serializers.Serializer):
 class CustomersBatchOutSerializer(serializers.Serializer):
     created = serializers.IntegerField()
     updated = serializers.IntegerField()
-    errors = CustomerErrorSerializer(many=True)
+    # The metaclass moves declared fields into _declared_fields, so this does not replace
+    # Serializer.errors; the stubs cannot tell a field from an override.
+    errors = CustomerErrorSerializer(many=True)  # type: ignore[assignment]
 
 
 class CustomersBatchView(IngestView):

@@ -214,7 +214,7 @@ def _store_batch(tenant_id: int, batch: list[tuple], received_at: datetime) -> i
 def _customer_ids(cur: psycopg.Cursor, tenant_id: int, externals: list[str], now: datetime) -> dict[str, int]:
     """external_id -> id, creating the unknown ones: one lookup when every customer exists."""
     cur.execute(RESOLVE_CUSTOMERS_SQL, [tenant_id, _dumps(externals)])
-    ids = dict(cur.fetchall())
+    ids: dict[str, int] = dict(cur.fetchall())
     missing = [e for e in externals if e not in ids]
     if missing:
         cur.execute(CREATE_CUSTOMERS_SQL, {"tenant": tenant_id, "now": now, "externals": _dumps(missing)})
@@ -307,7 +307,7 @@ def customers_upsert(
     merged: dict[str, dict[str, Any]] = {}
     for index, rec in enumerate(records):
         error, clean = customer_error(rec)
-        if error is not None:
+        if error is not None or clean is None:
             result.errors.append({"index": index, "error": error})
             continue
         prior = merged.setdefault(clean["external_id"], {"external_id": clean["external_id"]})
@@ -324,7 +324,8 @@ def customers_upsert(
 
     def run() -> tuple[int, int]:
         with transaction.atomic(), connection.cursor() as cur:
-            params = {"tenant": tenant.pk, "now": now, "rows": Jsonb(payload)}
+            # Any: psycopg adapts Jsonb, which the stubs' parameter types do not list.
+            params: dict[str, Any] = {"tenant": tenant.pk, "now": now, "rows": Jsonb(payload)}
             cur.execute(UPSERT_CUSTOMERS_NEW_SQL, params)
             created = [r[0] for r in cur.fetchall()]
             cur.execute(UPSERT_CUSTOMERS_EXISTING_SQL, {**params, "created": created})
@@ -370,11 +371,12 @@ def signal_hourly_rebuild(*, tenant_id: int, patterns: Sequence[str], since: dat
             },
         )
         rows = cur.rowcount
+        coverage: list[Any] = [tenant_id, Jsonb(list(patterns)), since or datetime(1970, 1, 1, tzinfo=UTC)]
         cur.execute(
             "INSERT INTO proactive_signalhourlycoverage (tenant_id, patterns, since, rebuilt_at) "
             "VALUES (%s, %s, %s, now()) ON CONFLICT (tenant_id) DO UPDATE SET patterns = EXCLUDED.patterns, "
             "since = EXCLUDED.since, rebuilt_at = EXCLUDED.rebuilt_at",
-            [tenant_id, Jsonb(list(patterns)), since or datetime(1970, 1, 1, tzinfo=UTC)],
+            coverage,  # a list of Any: the stubs' parameter types do not list psycopg's Jsonb
         )
         return rows
 

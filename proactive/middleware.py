@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 
 from django.db import InterfaceError, OperationalError
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +40,8 @@ class DatabaseUnavailableMiddleware:
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
-def _has_nul(values: object) -> bool:
-    return any("\x00" in key or any("\x00" in v for v in vals) for key, vals in values.lists())  # type: ignore[attr-defined]
+def _has_nul(values: QueryDict) -> bool:
+    return any("\x00" in key or any("\x00" in v for v in vals) for key, vals in values.lists())
 
 
 class RejectNulMiddleware:

@@ -48,7 +48,9 @@ class SegmentResponseSerializer(serializers.Serializer):
     accepted = serializers.IntegerField()
     duplicates = serializers.IntegerField()
     rejected = serializers.IntegerField()
-    errors = SignalErrorSerializer(many=True)
+    # The metaclass moves declared fields into _declared_fields, so this does not replace
+    # Serializer.errors; the stubs cannot tell a field from an override.
+    errors = SignalErrorSerializer(many=True)  # type: ignore[assignment]
 
 
 SCHEMA: dict[str, Any] = {

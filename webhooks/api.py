@@ -15,7 +15,7 @@ from webhooks.services import WebhookError, endpoint_create, endpoint_delete
 
 
 class NewestFirst(ContractCursorPagination):
-    ordering = ("-created_at", "-id")  # type: ignore[assignment]
+    ordering = ("-created_at", "-id")
 
 
 class WebhookOutputSerializer(serializers.ModelSerializer):

@@ -133,12 +133,12 @@ def metric_candidates(metric: Metric, column: int, values: np.ndarray) -> list[C
         for t in _ints(np.quantile(defined, RECENCY_SHORT_QUANTILES)):
             add("lte", max(t, 1))
     elif metric.kind is Kind.TREND:
-        for t in _round2(np.quantile(defined, TREND_DROP_QUANTILES)):
-            if t < 0.9:
-                add("lte", t)
-        for t in _round2(np.quantile(defined, TREND_RISE_QUANTILES)):
-            if t > 1.5:
-                add("gte", t)
+        for ratio in _round2(np.quantile(defined, TREND_DROP_QUANTILES)):
+            if ratio < 0.9:
+                add("lte", ratio)
+        for ratio in _round2(np.quantile(defined, TREND_RISE_QUANTILES)):
+            if ratio > 1.5:
+                add("gte", ratio)
     elif metric.kind is Kind.DAYS_SINCE_SIGNUP:
         lo, hi = float(defined.min()), float(defined.max())
         edges = [e for e in SIGNUP_EDGES if lo - 1 <= e <= hi + 1]

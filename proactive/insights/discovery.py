@@ -115,8 +115,9 @@ def attribute_columns(
         return np.empty(0, dtype=np.int64), [], np.empty((0, 0))
     frame = compute_features(tenant=tenant, as_of=as_of, metrics=metrics)
     keep = [i for i, n in enumerate(frame.names) if "=" in n]
-    labels = [tuple(frame.names[i].removeprefix("attribute.").split("=", 1)) for i in keep]
-    return frame.customer_ids, labels, frame.values[:, keep]  # type: ignore[return-value]
+    pairs = (frame.names[i].removeprefix("attribute.").partition("=") for i in keep)
+    labels = [(key, value) for key, _, value in pairs]
+    return frame.customer_ids, labels, frame.values[:, keep]
 
 
 class _Popcount:
@@ -259,10 +260,10 @@ def discover(*, tenant: Tenant, as_of: datetime) -> Discovery:
         for b in partners:
             if a.candidate.metrics & b.candidate.metrics:
                 continue
-            key = frozenset((id(a), id(b)))
-            if key in seen_pairs:
+            pair = frozenset((id(a), id(b)))
+            if pair in seen_pairs:
                 continue
-            seen_pairs.add(key)
+            seen_pairs.add(pair)
             tried += 1
             both = a.packed & b.packed
             rows = _Popcount.count(both)

@@ -37,7 +37,7 @@ class ScoreListView(TenantAPIView):
 
     queryset = RiskScore.objects.all()
     serializer_class = ScoreOutputSerializer
-    pagination_class = ScorePagination  # type: ignore[assignment]  # keyset, not DRF's cursor
+    pagination_class = ScorePagination  # keyset, not DRF's cursor
 
     def safely_get_queryset(self, queryset: QuerySet) -> QuerySet:
         return queryset.select_related("customer", "model").only(

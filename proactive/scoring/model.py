@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import xgboost as xgb
@@ -37,7 +38,8 @@ class Fitted:
 
 
 def _importance(booster: xgb.Booster, names: list[str]) -> dict[str, float]:
-    gain = booster.get_score(importance_type="total_gain")
+    # One output (binary:logistic): one gain per feature; lists come only from multi-output models.
+    gain = cast(dict[str, float], booster.get_score(importance_type="total_gain"))
     total = sum(gain.values()) or 1.0
     importance = {names[int(k[1:])]: round(v / total, 6) for k, v in gain.items()}
     return dict(sorted(importance.items(), key=lambda kv: -kv[1]))

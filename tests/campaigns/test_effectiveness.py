@@ -11,6 +11,7 @@ from accounts.models import Membership
 from campaigns.effectiveness import (
     complier_effect,
     effectiveness,
+    engagement_counts,
     mantel_haenszel_stats,
     reached_payload,
     risk_ratio_stats,
@@ -22,7 +23,7 @@ from proactive.ingest import rollups_rebuild
 from proactive.models import Signal
 from tests.campaigns.helpers import make_customers
 from tests.dashboard.test_pages import client_for
-from tests.factories import OutreachFactory, PlaybookFactory
+from tests.factories import CampaignFactory, OutreachFactory, PlaybookFactory
 
 
 def test_it_matches_a_worked_example():
@@ -234,3 +235,14 @@ def test_a_review_playbook_with_nothing_delivered_never_claims_an_effect_on_reac
     assert "No clear effect yet" in text
     assert result["relative_reduction"] < 0 and result["ci95"][0] < 0 < result["ci95"][1]
     assert "more contacts among" not in text and "fewer contacts among" not in text
+
+
+@pytest.mark.parametrize("count", [effectiveness, engagement_counts])
+def test_exactly_one_source_is_required(tenant, count):
+    # engagement_counts used to fail on None.pk given neither, and to count the playbook given both.
+    playbook, campaign = PlaybookFactory(tenant=tenant), CampaignFactory(tenant=tenant)
+    for source in ({}, {"playbook": playbook, "campaign": campaign}):
+        with pytest.raises(ValueError, match="exactly one"):
+            count(tenant=tenant, **source)
+    engagement = engagement_counts(tenant=tenant, campaign=campaign)
+    assert engagement == dict.fromkeys(["sent", "seen", "clicked", "dismissed", "helpful", "not_helpful"], 0)
