@@ -125,7 +125,7 @@ def test_agent_sends_and_the_customer_sees_it_in_the_widget(live_server, browser
     agent.fill("#title", "Your bank sync needs a hand")
     agent.fill("#body", "Hi {{ customer.first_name }}, **reconnect your bank** and invoices sync again.")
     agent.wait_for_function(
-        "document.querySelector('#preview strong')?.textContent === 'reconnect your bank'"
+        "() => document.querySelector('#preview strong')?.textContent === 'reconnect your bank'"
     )
     assert "Your bank sync needs a hand" in agent.inner_text("#preview")
     agent.screenshot(path=str(ARTIFACTS / "item.png"), full_page=True)

@@ -84,7 +84,8 @@ def test_an_admin_builds_a_playbook_and_a_campaign_without_json(live_server, bro
     page.fill("#title", "Need a hand, {{ customer.first_name }}?")
     page.fill("#body", "Your bank sync failed: **reconnect it** in Settings.")
     page.wait_for_function(
-        "document.querySelector('#message-preview strong')?.textContent === 'reconnect it'", timeout=10_000
+        "() => document.querySelector('#message-preview strong')?.textContent === 'reconnect it'",
+        timeout=10_000,
     )
     sample_name = page.eval_on_selector("#sample_customer", "s => s.options[s.selectedIndex].text")
     assert f"Need a hand, {sample_name.split()[0]}?" in page.inner_text("#message-preview")
