@@ -32,13 +32,19 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def _exact_and_prefixes(patterns: Iterable[str]) -> tuple[list[str], list[str]]:
+    """Exact names, and LIKE patterns (escaped prefix + `%`) for the prefix patterns."""
+    patterns = list(patterns)
+    exact = [p for p in patterns if not is_prefix(p)]
+    prefixes = [_like_escape(pattern_prefix(p)) + "%" for p in patterns if is_prefix(p)]
+    return exact, prefixes
+
+
 def patterns_sql(patterns: Iterable[str], column: str) -> tuple[str, list[Any]]:
     """A boolean SQL expression over `column` (a trusted column reference) true when the
     name matches any pattern; FALSE for no patterns. Two array parameters however many
     patterns, so the statement text does not vary with the tenant's settings."""
-    patterns = list(patterns)
-    exact = [p for p in patterns if not is_prefix(p)]
-    prefixes = [_like_escape(pattern_prefix(p)) + "%" for p in patterns if is_prefix(p)]
+    exact, prefixes = _exact_and_prefixes(patterns)
     parts: list[str] = []
     params: list[Any] = []
     if exact:
@@ -49,4 +55,21 @@ def patterns_sql(patterns: Iterable[str], column: str) -> tuple[str, list[Any]]:
         params.append(prefixes)
     if not parts:
         return "FALSE", []
+    return "(" + " OR ".join(parts) + ")", params
+
+
+def patterns_sql_named(patterns: Iterable[str], column: str, name: str) -> tuple[str, dict[str, Any]]:
+    """`patterns_sql` with named placeholders (`proactive.sql`): `%(NAME_names)s` for the exact
+    names and `%(NAME_prefixes)s` for the prefixes; `name` must be unique in the statement."""
+    exact, prefixes = _exact_and_prefixes(patterns)
+    parts: list[str] = []
+    params: dict[str, Any] = {}
+    if exact:
+        parts.append(f"{column} = ANY(%({name}_names)s)")
+        params[f"{name}_names"] = exact
+    if prefixes:
+        parts.append(f"{column} LIKE ANY(%({name}_prefixes)s)")
+        params[f"{name}_prefixes"] = prefixes
+    if not parts:
+        return "FALSE", {}
     return "(" + " OR ".join(parts) + ")", params
