@@ -20,7 +20,7 @@ from campaigns.conditions import (
 from campaigns.models import Playbook
 from campaigns.rules import PLAYBOOK_FIELDS, SAMPLE_SIZE, playbook_fields_clean
 from proactive.features.compute import feature_session, features_query
-from proactive.signal_patterns import patterns_sql_named
+from proactive.signal_patterns import patterns_sql
 from proactive.sql import merge_params
 
 
@@ -111,7 +111,7 @@ def playbook_backtest(
     window = timedelta(days=window_days or tenant.horizon_days)
     metrics = condition_metrics(condition)
     where, where_params = compile_sql(condition, columns_for(metrics, "g"))
-    contact, contact_params = patterns_sql_named(tenant.contact_signals, "s.name", "contact")
+    contact, contact_params = patterns_sql(tenant.contact_signals, "s.name", "contact")
     first_day = as_of - timedelta(days=days)
     rows = []
     with feature_session() as cur:

@@ -22,7 +22,7 @@ from campaigns.models import Incident, Outreach
 from campaigns.playbooks import matching_sql
 from dashboard.charts import chart, series
 from proactive.models import PipelineRun
-from proactive.signal_patterns import patterns_sql_named
+from proactive.signal_patterns import patterns_sql
 from proactive.sql import merge_params
 
 AFFECTED_SHOWN = 50
@@ -148,7 +148,7 @@ def contact_comparison(tenant: Any, incident: Incident) -> dict[str, Any] | None
     if incident.status != Incident.Status.RESOLVED or not incident.detection:
         return None
     window = timedelta(days=tenant.horizon_days)
-    contact, contact_params = patterns_sql_named(tenant.contact_signals, "s.name", "contact")
+    contact, contact_params = patterns_sql(tenant.contact_signals, "s.name", "contact")
     incidents = list(
         Incident.objects.for_tenant(tenant)
         .filter(status=Incident.Status.RESOLVED, resolved_at__isnull=False)

@@ -32,36 +32,15 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _exact_and_prefixes(patterns: Iterable[str]) -> tuple[list[str], list[str]]:
-    """Exact names, and LIKE patterns (escaped prefix + `%`) for the prefix patterns."""
+def patterns_sql(patterns: Iterable[str], column: str, name: str) -> tuple[str, dict[str, Any]]:
+    """A boolean SQL expression over `column` (a trusted column reference) true when the
+    name matches any pattern; FALSE for no patterns. Two array parameters however many
+    patterns, so the statement text does not vary with the tenant's settings. They are named
+    (`proactive.sql`): `NAME_names` for the exact names, `NAME_prefixes` for the prefixes;
+    give each pattern set of one statement its own `name`."""
     patterns = list(patterns)
     exact = [p for p in patterns if not is_prefix(p)]
     prefixes = [_like_escape(pattern_prefix(p)) + "%" for p in patterns if is_prefix(p)]
-    return exact, prefixes
-
-
-def patterns_sql(patterns: Iterable[str], column: str) -> tuple[str, list[Any]]:
-    """A boolean SQL expression over `column` (a trusted column reference) true when the
-    name matches any pattern; FALSE for no patterns. Two array parameters however many
-    patterns, so the statement text does not vary with the tenant's settings."""
-    exact, prefixes = _exact_and_prefixes(patterns)
-    parts: list[str] = []
-    params: list[Any] = []
-    if exact:
-        parts.append(f"{column} = ANY(%s)")
-        params.append(exact)
-    if prefixes:
-        parts.append(f"{column} LIKE ANY(%s)")
-        params.append(prefixes)
-    if not parts:
-        return "FALSE", []
-    return "(" + " OR ".join(parts) + ")", params
-
-
-def patterns_sql_named(patterns: Iterable[str], column: str, name: str) -> tuple[str, dict[str, Any]]:
-    """`patterns_sql` with named placeholders (`proactive.sql`): `%(NAME_names)s` for the exact
-    names and `%(NAME_prefixes)s` for the prefixes; `name` must be unique in the statement."""
-    exact, prefixes = _exact_and_prefixes(patterns)
     parts: list[str] = []
     params: dict[str, Any] = {}
     if exact:

@@ -35,7 +35,7 @@ from accounts.models import Tenant
 from proactive.chunks import CHUNK_SIZE
 from proactive.features.metrics import Kind, Metric, parse_metric
 from proactive.rollups import DAILY_SOURCE, NAMES_SOURCE
-from proactive.signal_patterns import patterns_sql_named
+from proactive.signal_patterns import patterns_sql
 from proactive.sql import Params, merge_params
 
 COUNT_WINDOWS = (1, 3, 7, 14, 30)
@@ -80,7 +80,7 @@ def _match(column: str, pattern: str, name: str) -> tuple[str, Params]:
     """`column` matches `pattern`; its parameters are named after `name` (unique per statement)."""
     if pattern == "*":
         return "TRUE", {}
-    return patterns_sql_named([pattern], column, name)
+    return patterns_sql([pattern], column, name)
 
 
 def _pattern(m: Metric) -> str:
