@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -274,51 +274,59 @@ def render_text(condition: Condition, _nested: bool = False) -> str:
 # ---- SQL ------------------------------------------------------------------------------------
 
 
-def compile_sql(condition: Condition, columns: Mapping[Metric, str]) -> tuple[str, list[Any]]:
-    """A boolean SQL expression over the feature columns (`columns[metric]` -> `f.m3`)."""
+def compile_sql(
+    condition: Condition, columns: Mapping[Metric, str], name: str = "cond"
+) -> tuple[str, dict[str, Any]]:
+    """A boolean SQL expression over the feature columns (`columns[metric]` -> `f.m3`) and its
+    named parameters (`proactive.sql`): `NAME_0`, `NAME_1`, ... Give each condition of one
+    statement its own `name`; merge with the features' parameters by `merge_params`."""
+    params: dict[str, Any] = {}
+
+    def bind(value: Any) -> str:
+        key = f"{name}_{len(params)}"
+        params[key] = value
+        return f"%({key})s"
+
+    return _compile(condition, columns, bind), params
+
+
+def _compile(condition: Condition, columns: Mapping[Metric, str], bind: Callable[[Any], str]) -> str:
     if isinstance(condition, Leaf):
-        return _leaf_sql(condition, columns[condition.metric])
+        return _leaf_sql(condition, columns[condition.metric], bind)
     if isinstance(condition, Not):
-        sql, params = compile_sql(condition.child, columns)
-        return f"(NOT {sql})", params
-    parts, params = [], []
-    for child in condition.children:
-        sql, child_params = compile_sql(child, columns)
-        parts.append(sql)
-        params.extend(child_params)
+        return f"(NOT {_compile(condition.child, columns, bind)})"
+    parts = [_compile(child, columns, bind) for child in condition.children]
     joiner = " AND " if isinstance(condition, All) else " OR "
-    return "(" + joiner.join(parts) + ")", params
+    return "(" + joiner.join(parts) + ")"
 
 
-def _leaf_sql(leaf: Leaf, col: str) -> tuple[str, list[Any]]:
+def _leaf_sql(leaf: Leaf, col: str, bind: Callable[[Any], str]) -> str:
+    """One leaf over column `col`; `bind(value)` adds a parameter and returns its placeholder."""
     op, value = leaf.op, leaf.value
     if leaf.metric.is_numeric:
         if op == "exists":
-            return f"({col} IS {'NOT ' if value else ''}NULL)", []
+            return f"({col} IS {'NOT ' if value else ''}NULL)"
         if op in ("in", "not_in"):
-            marks = ", ".join(["%s"] * len(value))
+            marks = ", ".join(bind(float(x)) for x in value)
             neg = "NOT " if op == "not_in" else ""
-            return f"COALESCE({col} {neg}IN ({marks}), false)", [float(x) for x in value]
-        return f"COALESCE({col} {NUMERIC_OPS[op]} %s, false)", [float(value)]
+            return f"COALESCE({col} {neg}IN ({marks}), false)"
+        return f"COALESCE({col} {NUMERIC_OPS[op]} {bind(float(value))}, false)"
     # attribute.KEY: jsonb; a JSON null counts as not set.
     col = f"NULLIF({col}, 'null'::jsonb)"
     if op == "exists":
         test = f"({col} IS NOT NULL)"
-        return (test if value else f"(NOT {test})"), []
+        return test if value else f"(NOT {test})"
     if op in ("eq", "neq") and not _is_number(value):
-        return f"COALESCE({col} {NUMERIC_OPS[op]} %s::jsonb, false)", [json.dumps(value)]
+        return f"COALESCE({col} {NUMERIC_OPS[op]} {bind(json.dumps(value))}::jsonb, false)"
     if op in ("in", "not_in"):
-        values = [json.dumps(x) for x in value]
-        numbers = [float(x) for x in value if _is_number(x)]
-        marks = ", ".join(["%s::jsonb"] * len(values))
+        marks = ", ".join(f"{bind(json.dumps(x))}::jsonb" for x in value)
         member = f"{col} IN ({marks})"
-        params: list[Any] = list(values)
+        numbers = [float(x) for x in value if _is_number(x)]
         if numbers:  # 1 and 1.0 are the same number in a JSON attribute
-            member += f" OR {_jsonb_number(col)} IN ({', '.join(['%s'] * len(numbers))})"
-            params.extend(numbers)
+            member += f" OR {_jsonb_number(col)} IN ({', '.join(bind(x) for x in numbers)})"
         neg = "NOT " if op == "not_in" else ""
-        return f"COALESCE({neg}({member}), false)", params
-    return f"COALESCE({_jsonb_number(col)} {NUMERIC_OPS[op]} %s, false)", [float(value)]
+        return f"COALESCE({neg}({member}), false)"
+    return f"COALESCE({_jsonb_number(col)} {NUMERIC_OPS[op]} {bind(float(value))}, false)"
 
 
 def _jsonb_number(col: str) -> str:

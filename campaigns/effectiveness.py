@@ -28,6 +28,7 @@ from django.utils import timezone
 from accounts.models import Tenant
 from campaigns.models import Campaign, Playbook
 from proactive.signal_patterns import patterns_sql
+from proactive.sql import merge_params
 
 Z95 = 1.959963984540054
 
@@ -180,7 +181,7 @@ def effectiveness(
     """The contract's effectiveness payload for one playbook or campaign."""
     column, source_id = _source_column(playbook, campaign)
     as_of = as_of or timezone.now()
-    contact, contact_params = patterns_sql(tenant.contact_signals, "s.name")
+    contact, contact_params = patterns_sql(tenant.contact_signals, "s.name", "contact")
     with connection.cursor() as cur:
         cur.execute(
             f"""
@@ -192,15 +193,18 @@ def effectiveness(
                     SELECT 1 FROM proactive_signal s
                     WHERE s.tenant_id = o.tenant_id AND s.customer_id = o.customer_id
                       AND s.timestamp >= o.triggered_at
-                      AND s.timestamp < o.triggered_at + make_interval(days => %s) AND {contact}
+                      AND s.timestamp < o.triggered_at + make_interval(days => %(window_days)s) AND {contact}
                 ) AS contacted
                 FROM campaigns_outreach o
-                WHERE o.tenant_id = %s AND o.{column} = %s AND o.status <> 'suppressed'
-                  AND o.triggered_at + make_interval(days => %s) <= %s
+                WHERE o.tenant_id = %(tenant_id)s AND o.{column} = %(source_id)s AND o.status <> 'suppressed'
+                  AND o.triggered_at + make_interval(days => %(window_days)s) <= %(as_of)s
             ) rows
             GROUP BY holdout
             """,  # noqa: S608 (column is one of two literals, contact is built from placeholders)
-            [window_days, *contact_params, tenant.pk, source_id, window_days, as_of],
+            merge_params(
+                {"window_days": window_days, "tenant_id": tenant.pk, "source_id": source_id, "as_of": as_of},
+                contact_params,
+            ),
         )
         arms = {row[0]: row[1:] for row in cur.fetchall()}
     (t, tc, dl, dc), (h, hc, _, _) = arms.get(False, (0, 0, 0, 0)), arms.get(True, (0, 0, 0, 0))

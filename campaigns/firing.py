@@ -53,6 +53,7 @@ from campaigns.webhook_events import outreach_events_emit
 from proactive.chunks import CHUNK_SIZE, customer_id_ranges
 from proactive.features.compute import features_query
 from proactive.features.metrics import Metric
+from proactive.sql import merge_params
 
 log = logging.getLogger(__name__)
 
@@ -187,14 +188,15 @@ FROM ins GROUP BY 1, 2
 """
 
 
-def _context_sql(source: Source, columns: dict[Metric, str]) -> tuple[str, list[Any]]:
+def _context_sql(source: Source, columns: dict[Metric, str], name: str) -> tuple[str, dict[str, Any]]:
+    """A jsonb object of the condition's metric values; parameters `NAME_0`, `NAME_1`, ..."""
     if source.condition is None:
-        return "'{}'::jsonb", []
+        return "'{}'::jsonb", {}
     parts: list[str] = []
-    params: list[Any] = []
-    for metric in condition_metrics(source.condition)[:50]:
-        parts.append(f"%s, {columns[metric]}")
-        params.append(str(metric))
+    params: dict[str, Any] = {}
+    for j, metric in enumerate(condition_metrics(source.condition)[:50]):
+        parts.append(f"%({name}_{j})s, {columns[metric]}")
+        params[f"{name}_{j}"] = str(metric)
     return f"jsonb_build_object({', '.join(parts)})", params
 
 
@@ -204,12 +206,13 @@ def fire(
     as_of: datetime,
     sources: Sequence[Source],
     chunk_size: int | None = None,
-    extra_candidates: dict[int, tuple[str, list[Any]]] | None = None,
+    extra_candidates: dict[int, tuple[str, dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
     """Fire `sources` as of `as_of` over all customers, chunk by chunk; returns counts.
 
     `extra_candidates` maps a source index to SQL selecting customer ids (for follow-ups that
-    go to a fixed set rather than a condition). See the module docstring for the rules.
+    go to a fixed set rather than a condition) with its named parameters (`proactive.sql`;
+    `candidate_idx`, `range_lo` and `range_hi` are taken). See the module docstring for the rules.
     """
     metrics = list(dict.fromkeys(m for s in sources if s.condition for m in condition_metrics(s.condition)))
     columns = columns_for(metrics)
@@ -250,31 +253,33 @@ def fire(
             )
             # One pass over the features evaluates every condition; the context (the metric
             # values that made it fire) is built only for the rows that matched.
-            hits, contexts, params, ctx_params, indexes = [], [], [], [], []
+            # Source i binds `src<i>_idx`, its condition `src<i>_cond_..` and its context `src<i>_ctx_..`.
+            hits, contexts, indexes = [], [], []
+            params: dict[str, Any] = {}
             for i, source in enumerate(sources):
                 if source.condition is not None:
-                    where, where_params = compile_sql(source.condition, columns)
+                    where, where_params = compile_sql(source.condition, columns, f"src{i}_cond")
                     hits.append(where)
-                    params += where_params
                     indexes.append(i)
-                    context, context_params = _context_sql(source, matched_columns)
-                    contexts.append(f"WHEN %s THEN {context}")
-                    ctx_params += [i, *context_params]
+                    context, context_params = _context_sql(source, matched_columns, f"src{i}_ctx")
+                    contexts.append(f"WHEN %(src{i}_idx)s THEN {context}")
+                    params = merge_params(params, {f"src{i}_idx": i}, where_params, context_params)
             if hits:
                 # Only rows that match something are expanded to one row per matching source.
                 cur.execute(
                     "INSERT INTO pb_candidates "  # noqa: S608
                     f"SELECT u.idx, m.customer_id, CASE u.idx {' '.join(contexts)} END "
                     f"FROM (SELECT f.*, ARRAY[{', '.join(hits)}] AS hits FROM pb_features f) m "
-                    "CROSS JOIN LATERAL unnest(m.hits, %s::int[]) u(hit, idx) "
+                    "CROSS JOIN LATERAL unnest(m.hits, %(indexes)s::int[]) u(hit, idx) "
                     "WHERE true = ANY(m.hits) AND u.hit",
-                    [*ctx_params, *params, indexes],
+                    merge_params(params, {"indexes": indexes}),
                 )
             for i, (sql, extra_params) in (extra_candidates or {}).items():
                 cur.execute(
-                    f"INSERT INTO pb_candidates SELECT %s, x.customer_id, '{{}}'::jsonb FROM ({sql}) x "  # noqa: S608
-                    "WHERE x.customer_id BETWEEN %s AND %s",
-                    [i, *extra_params, lo, hi],
+                    "INSERT INTO pb_candidates "  # noqa: S608
+                    f"SELECT %(candidate_idx)s, x.customer_id, '{{}}'::jsonb FROM ({sql}) x "
+                    "WHERE x.customer_id BETWEEN %(range_lo)s AND %(range_hi)s",
+                    merge_params(extra_params, {"candidate_idx": i, "range_lo": lo, "range_hi": hi}),
                 )
             # An index and fresh statistics keep every join with the outreach history linear, even
             # when that table's own statistics are stale (e.g. right after a first large run).

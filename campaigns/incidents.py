@@ -107,14 +107,14 @@ def incident_resolve(
         blocked_by_incidents=False,
     )
     notified = (
-        "SELECT customer_id FROM campaigns_outreach WHERE tenant_id = %s AND incident_id = %s "
-        "AND status = 'sent' AND starts_with(dedupe_key, 'inc:')"
+        "SELECT customer_id FROM campaigns_outreach WHERE tenant_id = %(tenant_id)s "
+        "AND incident_id = %(incident_id)s AND status = 'sent' AND starts_with(dedupe_key, 'inc:')"
     )
     return True, fire(
         tenant=tenant,
         as_of=as_of,
         sources=[source],
-        extra_candidates={0: (notified, [tenant.pk, incident.pk])},
+        extra_candidates={0: (notified, {"tenant_id": tenant.pk, "incident_id": incident.pk})},
     )
 
 

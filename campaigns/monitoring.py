@@ -55,6 +55,7 @@ from proactive.ingest import signal_hourly_rebuild
 from proactive.models import PipelineRun, SignalHourlyCoverage
 from proactive.rollups import rollups_fold
 from proactive.signal_patterns import patterns_sql
+from proactive.sql import merge_params
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +104,9 @@ def monitoring_settings(tenant: Tenant) -> dict[str, Any]:
     return {**default_monitoring(), **(tenant.monitoring or {})}
 
 
-def _match_sql(column: str, patterns: list[str]) -> tuple[str, list[Any]]:
-    return patterns_sql(patterns, column)
+def _match_sql(column: str, patterns: list[str]) -> tuple[str, dict[str, Any]]:
+    """The monitored patterns over `column`; parameters `monitored_names`, `monitored_prefixes`."""
+    return patterns_sql(patterns, column, "monitored")
 
 
 def segment_keys(tenant: Tenant, settings: dict[str, Any]) -> list[str]:
@@ -153,45 +155,43 @@ def _load(
     n_bins = RECENT_HOURS * BINS_PER_HOUR
     recent: dict[tuple, np.ndarray] = {}
     with connection.cursor() as cur:
+        window = merge_params(
+            {"tenant_id": tenant.pk, "history_start": history_start, "recent_start": recent_start},
+            match_params,
+        )
         cur.execute(
-            "SELECT h.name, (extract(epoch FROM h.hour - %s) / 3600)::int, count(*) "  # noqa: S608
-            "FROM proactive_signalhourly h WHERE h.tenant_id = %s AND h.hour >= %s AND h.hour < %s "
+            "SELECT h.name, (extract(epoch FROM h.hour - %(history_start)s) / 3600)::int, count(*) "  # noqa: S608
+            "FROM proactive_signalhourly h WHERE h.tenant_id = %(tenant_id)s "
+            "AND h.hour >= %(history_start)s AND h.hour < %(recent_start)s "
             f"AND {match} GROUP BY 1, 2",
-            [history_start, tenant.pk, history_start, recent_start, *match_params],
+            window,
         )
         for name, idx, n in cur.fetchall():
             history.setdefault(name, np.zeros(n_hours))[idx] = n
         if keys:
             cur.execute(
-                f"SELECT h.name, k.key, k.value, count(*) FROM proactive_signalhourly h "  # noqa: S608
-                f"JOIN proactive_customer c ON c.id = h.customer_id AND c.tenant_id = %s "
-                f"CROSS JOIN LATERAL (SELECT key, value FROM jsonb_each(c.attributes) WHERE key = ANY(%s) "
-                f"AND jsonb_typeof(value) IN ('string', 'number', 'boolean')) k "
-                f"WHERE h.tenant_id = %s AND h.hour >= %s AND h.hour < %s AND {match} GROUP BY 1, 2, 3",
-                [tenant.pk, keys, tenant.pk, history_start, recent_start, *match_params],
+                "SELECT h.name, k.key, k.value, count(*) FROM proactive_signalhourly h "  # noqa: S608
+                "JOIN proactive_customer c ON c.id = h.customer_id AND c.tenant_id = %(tenant_id)s "
+                "CROSS JOIN LATERAL (SELECT key, value FROM jsonb_each(c.attributes) "
+                "WHERE key = ANY(%(keys)s) AND jsonb_typeof(value) IN ('string', 'number', 'boolean')) k "
+                "WHERE h.tenant_id = %(tenant_id)s AND h.hour >= %(history_start)s "
+                f"AND h.hour < %(recent_start)s AND {match} GROUP BY 1, 2, 3",
+                merge_params(window, {"keys": keys}),
             )
             for name, key, value, n in cur.fetchall():
                 shares[(name, key, _decoded(value))] = n
         cur.execute(
             "SELECT h.name, k.key, k.value, "  # noqa: S608
-            "floor(extract(epoch FROM h.first_at - %s) / %s)::int AS bin, count(*) "
+            "floor(extract(epoch FROM h.first_at - %(recent_start)s) / %(bin_seconds)s)::int AS bin, "
+            "count(*) "
             "FROM proactive_signalhourly h "
-            "JOIN proactive_customer c ON c.id = h.customer_id AND c.tenant_id = %s "
+            "JOIN proactive_customer c ON c.id = h.customer_id AND c.tenant_id = %(tenant_id)s "
             "CROSS JOIN LATERAL (SELECT NULL::text AS key, NULL::jsonb AS value UNION ALL "
-            "  SELECT key, value FROM jsonb_each(c.attributes) WHERE key = ANY(%s) "
+            "  SELECT key, value FROM jsonb_each(c.attributes) WHERE key = ANY(%(keys)s) "
             "  AND jsonb_typeof(value) IN ('string', 'number', 'boolean')) k "
-            f"WHERE h.tenant_id = %s AND h.hour >= %s AND h.first_at <= %s AND {match} "
-            "GROUP BY 1, 2, 3, 4",
-            [
-                recent_start,
-                BIN_MINUTES * 60,
-                tenant.pk,
-                keys,
-                tenant.pk,
-                recent_start,
-                as_of,
-                *match_params,
-            ],
+            "WHERE h.tenant_id = %(tenant_id)s AND h.hour >= %(recent_start)s AND h.first_at <= %(as_of)s "
+            f"AND {match} GROUP BY 1, 2, 3, 4",
+            merge_params(window, {"keys": keys, "bin_seconds": BIN_MINUTES * 60, "as_of": as_of}),
         )
         for name, key, value, b, n in cur.fetchall():
             if 0 <= b < n_bins:
@@ -456,18 +456,20 @@ def default_notice(signal: str) -> tuple[dict[str, Any], dict[str, Any]]:
 def _affected_count(
     tenant: Tenant, signal: str, segment: dict | None, started_at: datetime, as_of: datetime
 ) -> int:
-    seg_sql, seg_params = "", []
+    seg_sql = ""
+    params: dict[str, Any] = {"tenant_id": tenant.pk, "signal": signal, "started": started_at, "as_of": as_of}
     if segment:
         ((key, value),) = segment.items()
-        seg_sql = " AND c.attributes -> %s = %s::jsonb"
-        seg_params = [key, _jsonb(value)]
+        seg_sql = " AND c.attributes -> %(seg_key)s = %(seg_value)s::jsonb"
+        params = merge_params(params, {"seg_key": key, "seg_value": _jsonb(value)})
     with connection.cursor() as cur:
         cur.execute(
             "SELECT count(DISTINCT h.customer_id) FROM proactive_signalhourly h "  # noqa: S608
-            "JOIN proactive_customer c ON c.id = h.customer_id AND c.tenant_id = %s "
-            "WHERE h.tenant_id = %s AND h.name = %s AND h.hour >= date_trunc('hour', %s::timestamptz, 'UTC') "
-            f"AND h.last_at >= %s AND h.first_at <= %s{seg_sql}",
-            [tenant.pk, tenant.pk, signal, started_at, started_at, as_of, *seg_params],
+            "JOIN proactive_customer c ON c.id = h.customer_id AND c.tenant_id = %(tenant_id)s "
+            "WHERE h.tenant_id = %(tenant_id)s AND h.name = %(signal)s "
+            "AND h.hour >= date_trunc('hour', %(started)s::timestamptz, 'UTC') "
+            f"AND h.last_at >= %(started)s AND h.first_at <= %(as_of)s{seg_sql}",
+            params,
         )
         return int(cur.fetchone()[0])
 

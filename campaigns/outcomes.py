@@ -25,6 +25,7 @@ from campaigns.models import Campaign, OutcomeSweep, Outreach, Playbook
 from proactive.chunks import CHUNK_SIZE, customer_id_ranges
 from proactive.rollups import rollups_fold
 from proactive.signal_patterns import patterns_sql
+from proactive.sql import merge_params
 
 # The longest window the pages offer; a row's outcome is final once this has elapsed.
 OUTCOME_DAYS = 90
@@ -72,11 +73,12 @@ def outcomes_sweep(
 def contact_names(tenant: Tenant) -> list[str]:
     """The signal names the tenant has sent that are contacts (proactive.signal_patterns.patterns_sql
     decides what a pattern matches)."""
-    contact, params = patterns_sql(tenant.contact_signals, "n.name")
+    contact, params = patterns_sql(tenant.contact_signals, "n.name", "contact")
     with connection.cursor() as cur:
         cur.execute(
-            f"SELECT n.name FROM proactive_signalname n WHERE n.tenant_id = %s AND {contact} ORDER BY 1",  # noqa: S608
-            [tenant.pk, *params],
+            "SELECT n.name FROM proactive_signalname n "  # noqa: S608
+            f"WHERE n.tenant_id = %(tenant_id)s AND {contact} ORDER BY 1",
+            merge_params({"tenant_id": tenant.pk}, params),
         )
         return [name for (name,) in cur.fetchall()]
 
@@ -148,14 +150,15 @@ def sweep_get(*, tenant: Tenant) -> OutcomeSweep | None:
 
 def source_filter_sql(
     *, playbook: Playbook | None = None, campaign: Campaign | None = None, all_playbooks: bool = False
-) -> tuple[str, list[Any]]:
-    """SQL (on alias `o`) choosing one playbook's, one campaign's or every playbook's outreach."""
+) -> tuple[str, dict[str, Any]]:
+    """SQL (on alias `o`) choosing one playbook's, one campaign's or every playbook's outreach;
+    parameter `source_id`."""
     if all_playbooks:
-        return "o.playbook_id IS NOT NULL", []
+        return "o.playbook_id IS NOT NULL", {}
     if playbook is not None:
-        return "o.playbook_id = %s", [playbook.pk]
+        return "o.playbook_id = %(source_id)s", {"source_id": playbook.pk}
     if campaign is not None:
-        return "o.campaign_id = %s", [campaign.pk]
+        return "o.campaign_id = %(source_id)s", {"source_id": campaign.pk}
     raise ValueError("pass a playbook, a campaign or all_playbooks=True")
 
 
@@ -177,31 +180,30 @@ def outcome_counts(
     source_sql, source_params = source_filter_sql(**source)
     week = "date_trunc('week', o.triggered_at AT TIME ZONE 'UTC')::date" if by_week else "NULL::date"
     playbook = "o.playbook_id" if by_playbook else "NULL::uuid"
-    since_sql = "AND o.triggered_at > %s" if since is not None else ""
+    since_sql = "AND o.triggered_at > %(since)s" if since is not None else ""
+    contacted = "o.first_contact_at < o.triggered_at + make_interval(days => %(window_days)s)"
     with connection.cursor() as cur:
         cur.execute(
             f"""
             SELECT {week} AS week, {playbook} AS playbook, o.holdout, count(*),
-                   count(*) FILTER (WHERE o.first_contact_at < o.triggered_at + make_interval(days => %s)),
-                   count(*) FILTER (WHERE o.status = %s),
-                   count(*) FILTER (WHERE o.status = %s
-                                    AND o.first_contact_at < o.triggered_at + make_interval(days => %s))
+                   count(*) FILTER (WHERE {contacted}),
+                   count(*) FILTER (WHERE o.status = %(sent)s),
+                   count(*) FILTER (WHERE o.status = %(sent)s AND {contacted})
             FROM campaigns_outreach o
-            WHERE o.tenant_id = %s AND {source_sql} AND o.status <> %s {since_sql}
-              AND o.triggered_at + make_interval(days => %s) <= %s
+            WHERE o.tenant_id = %(tenant_id)s AND {source_sql} AND o.status <> %(suppressed)s {since_sql}
+              AND o.triggered_at + make_interval(days => %(window_days)s) <= %(swept_at)s
             GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-            """,  # noqa: S608 (source_sql, week, playbook and since_sql are literals)
-            [
-                window_days,
-                Outreach.Status.SENT,
-                Outreach.Status.SENT,
-                window_days,
-                tenant.pk,
-                *source_params,
-                Outreach.Status.SUPPRESSED,
-                *([since] if since is not None else []),
-                window_days,
-                swept_at,
-            ],
+            """,  # noqa: S608 (source_sql, week, playbook, since_sql and contacted are literals)
+            merge_params(
+                {
+                    "window_days": window_days,
+                    "sent": Outreach.Status.SENT,
+                    "suppressed": Outreach.Status.SUPPRESSED,
+                    "tenant_id": tenant.pk,
+                    "since": since,
+                    "swept_at": swept_at,
+                },
+                source_params,
+            ),
         )
         return cur.fetchall()

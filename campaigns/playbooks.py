@@ -21,6 +21,7 @@ from campaigns.models import Playbook
 from campaigns.rules import PLAYBOOK_FIELDS, SAMPLE_SIZE, playbook_fields_clean
 from proactive.features.compute import feature_session, features_query
 from proactive.signal_patterns import patterns_sql
+from proactive.sql import merge_params
 
 
 @transaction.atomic
@@ -59,14 +60,15 @@ def playbook_delete(*, tenant: Tenant, playbook: Playbook, actor: User | None = 
 
 def matching_sql(
     *, tenant: Tenant, as_of: datetime, condition: Condition, id_range: tuple[int, int] | None = None
-) -> tuple[str, list[Any]]:
-    """`SELECT f.customer_id FROM (features) f WHERE <condition>` as of `as_of`."""
+) -> tuple[str, dict[str, Any]]:
+    """`SELECT f.customer_id FROM (features) f WHERE <condition>` as of `as_of`, with its named
+    parameters (`proactive.sql`: merge an outer statement's with `merge_params`)."""
     metrics = condition_metrics(condition)
     feat_sql, feat_params, _ = features_query(
         tenant_id=tenant.pk, as_of=as_of, metrics=metrics, id_range=id_range
     )
     where, where_params = compile_sql(condition, columns_for(metrics))
-    return f"SELECT f.customer_id FROM ({feat_sql}) f WHERE {where}", [*feat_params, *where_params]  # noqa: S608
+    return f"SELECT f.customer_id FROM ({feat_sql}) f WHERE {where}", merge_params(feat_params, where_params)  # noqa: S608
 
 
 def playbook_preview(
@@ -79,9 +81,9 @@ def playbook_preview(
     with connection.cursor() as cur:
         cur.execute(
             f"SELECT count(*) OVER (), c.external_id FROM ({sql}) m "  # noqa: S608
-            "JOIN proactive_customer c ON c.id = m.customer_id AND c.tenant_id = %s "
-            "ORDER BY c.external_id LIMIT %s",
-            [*params, tenant.pk, sample_size],
+            "JOIN proactive_customer c ON c.id = m.customer_id AND c.tenant_id = %(tenant_id)s "
+            "ORDER BY c.external_id LIMIT %(sample_size)s",
+            merge_params(params, {"tenant_id": tenant.pk, "sample_size": sample_size}),
         )
         rows = cur.fetchall()
     return {"matching": rows[0][0] if rows else 0, "sample": [r[1] for r in rows]}
@@ -109,7 +111,7 @@ def playbook_backtest(
     window = timedelta(days=window_days or tenant.horizon_days)
     metrics = condition_metrics(condition)
     where, where_params = compile_sql(condition, columns_for(metrics, "g"))
-    contact, contact_params = patterns_sql(tenant.contact_signals, "s.name")
+    contact, contact_params = patterns_sql(tenant.contact_signals, "s.name", "contact")
     first_day = as_of - timedelta(days=days)
     rows = []
     with feature_session() as cur:
@@ -117,8 +119,12 @@ def playbook_backtest(
         cur.execute(
             "CREATE TEMP TABLE bt_contacts ON COMMIT DROP AS "  # noqa: S608
             "SELECT s.customer_id, s.timestamp FROM proactive_signal s "
-            f"WHERE s.tenant_id = %s AND s.timestamp >= %s AND s.timestamp < %s AND {contact}",
-            [tenant.pk, first_day, as_of - timedelta(days=1) + window, *contact_params],
+            "WHERE s.tenant_id = %(tenant_id)s AND s.timestamp >= %(first_day)s AND s.timestamp < %(end)s "
+            f"AND {contact}",
+            merge_params(
+                {"tenant_id": tenant.pk, "first_day": first_day, "end": as_of - timedelta(days=1) + window},
+                contact_params,
+            ),
         )
         cur.execute("ANALYZE bt_contacts")
         for back in range(days, 0, -1):
@@ -131,9 +137,10 @@ def playbook_backtest(
                 f"SELECT count(*) FILTER (WHERE {where}), count(*) FILTER (WHERE {where} AND g.contacted), "  # noqa: S608
                 "count(*), count(*) FILTER (WHERE g.contacted) FROM ("
                 "  SELECT f.*, k.customer_id IS NOT NULL AS contacted FROM bt_features f LEFT JOIN ("
-                "    SELECT DISTINCT customer_id FROM bt_contacts WHERE timestamp >= %s AND timestamp < %s"
+                "    SELECT DISTINCT customer_id FROM bt_contacts "
+                "WHERE timestamp >= %(day)s AND timestamp < %(day_end)s"
                 "  ) k ON k.customer_id = f.customer_id) g",
-                [*where_params, *where_params, day, day + window],
+                merge_params(where_params, {"day": day, "day_end": day + window}),
             )
             matched, hits, customers, contacted = cur.fetchone()
             rows.append(

@@ -23,6 +23,7 @@ from campaigns.playbooks import matching_sql
 from dashboard.charts import chart, series
 from proactive.models import PipelineRun
 from proactive.signal_patterns import patterns_sql
+from proactive.sql import merge_params
 
 AFFECTED_SHOWN = 50
 PAST_SHOWN = 50
@@ -83,22 +84,35 @@ def spike_chart(incident: Incident) -> dict[str, Any]:
     )
 
 
-def _affected_detected_sql(tenant: Any, incident: Incident, as_of: datetime) -> tuple[str, list[Any]]:
+def _segment_sql(segment: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """` AND c.attributes -> KEY = VALUE` per attribute of a detected segment; parameters
+    `seg<J>_key` and `seg<J>_value`."""
+    sql, params = "", {}
+    for j, (key, value) in enumerate(segment.items()):
+        sql += f" AND c.attributes -> %(seg{j}_key)s = %(seg{j}_value)s::jsonb"
+        params[f"seg{j}_key"], params[f"seg{j}_value"] = key, monitoring.json.dumps(value)
+    return sql, params
+
+
+def _affected_detected_sql(tenant: Any, incident: Incident, as_of: datetime) -> tuple[str, dict[str, Any]]:
     """The customers of a detected incident from the hourly rollups: those in its segment with a
     hit on its signal in [started_at, as_of], the same set as its `affected` condition."""
     d = incident.detection or {}
-    seg_sql, seg_params = "", []
-    for key, value in (d.get("segment") or {}).items():
-        seg_sql += " AND c.attributes -> %s = %s::jsonb"
-        seg_params += [key, monitoring.json.dumps(value)]
-    started = datetime.fromisoformat(d["started_at"])
+    seg_sql, seg_params = _segment_sql(d.get("segment") or {})
     sql = (
         "SELECT DISTINCT h.customer_id FROM proactive_signalhourly h "  # noqa: S608
-        "JOIN proactive_customer c ON c.id = h.customer_id AND c.tenant_id = %s "
-        "WHERE h.tenant_id = %s AND h.name = %s AND h.hour >= date_trunc('hour', %s::timestamptz, 'UTC') "
-        f"AND h.last_at >= %s AND h.first_at <= %s{seg_sql}"
+        "JOIN proactive_customer c ON c.id = h.customer_id AND c.tenant_id = %(tenant_id)s "
+        "WHERE h.tenant_id = %(tenant_id)s AND h.name = %(signal)s "
+        "AND h.hour >= date_trunc('hour', %(started)s::timestamptz, 'UTC') "
+        f"AND h.last_at >= %(started)s AND h.first_at <= %(as_of)s{seg_sql}"
     )
-    return sql, [tenant.pk, tenant.pk, d["signal"], started, started, as_of, *seg_params]
+    params = {
+        "tenant_id": tenant.pk,
+        "signal": d["signal"],
+        "started": datetime.fromisoformat(d["started_at"]),
+        "as_of": as_of,
+    }
+    return sql, merge_params(params, seg_params)
 
 
 def _affected(tenant: Any, incident: Incident, as_of: datetime) -> tuple[int, list[dict[str, Any]]]:
@@ -113,11 +127,14 @@ def _affected(tenant: Any, incident: Incident, as_of: datetime) -> tuple[int, li
     with connection.cursor() as cur:
         cur.execute(
             f"SELECT count(*) OVER (), c.external_id, c.name, o.status FROM ({sql}) m "  # noqa: S608
-            "JOIN proactive_customer c ON c.id = m.customer_id AND c.tenant_id = %s "
-            "LEFT JOIN campaigns_outreach o ON o.tenant_id = %s AND o.incident_id = %s "
+            "JOIN proactive_customer c ON c.id = m.customer_id AND c.tenant_id = %(tenant_id)s "
+            "LEFT JOIN campaigns_outreach o ON o.tenant_id = %(tenant_id)s "
+            "AND o.incident_id = %(incident_id)s "
             "AND o.customer_id = c.id AND starts_with(o.dedupe_key, 'inc:') "
-            "ORDER BY c.external_id LIMIT %s",
-            [*params, tenant.pk, tenant.pk, incident.pk, AFFECTED_SHOWN],
+            "ORDER BY c.external_id LIMIT %(shown)s",
+            merge_params(
+                params, {"tenant_id": tenant.pk, "incident_id": incident.pk, "shown": AFFECTED_SHOWN}
+            ),
         )
         rows = cur.fetchall()
     total = rows[0][0] if rows else 0
@@ -131,7 +148,7 @@ def contact_comparison(tenant: Any, incident: Incident) -> dict[str, Any] | None
     if incident.status != Incident.Status.RESOLVED or not incident.detection:
         return None
     window = timedelta(days=tenant.horizon_days)
-    contact, contact_params = patterns_sql(tenant.contact_signals, "s.name")
+    contact, contact_params = patterns_sql(tenant.contact_signals, "s.name", "contact")
     incidents = list(
         Incident.objects.for_tenant(tenant)
         .filter(status=Incident.Status.RESOLVED, resolved_at__isnull=False)
@@ -143,45 +160,42 @@ def contact_comparison(tenant: Any, incident: Incident) -> dict[str, Any] | None
     with connection.cursor() as cur:
         for inc in incidents:
             d = inc.detection or {}
-            seg = d.get("segment") or {}
-            seg_sql, seg_params = "", []
-            for key, value in seg.items():
-                seg_sql += " AND c.attributes -> %s = %s::jsonb"
-                seg_params += [key, monitoring.json.dumps(value)]
-            started = datetime.fromisoformat(d["started_at"])
+            seg_sql, seg_params = _segment_sql(d.get("segment") or {})
             cur.execute(
                 f"""
                 WITH notified AS (
-                    SELECT customer_id FROM campaigns_outreach WHERE tenant_id = %s AND incident_id = %s
+                    SELECT customer_id FROM campaigns_outreach
+                    WHERE tenant_id = %(tenant_id)s AND incident_id = %(incident_id)s
                     AND status = 'sent' AND starts_with(dedupe_key, 'inc:')
                 ), hit AS (
                     SELECT DISTINCT h.customer_id FROM proactive_signalhourly h
-                    JOIN proactive_customer c ON c.id = h.customer_id AND c.tenant_id = %s
-                    WHERE h.tenant_id = %s AND h.name = %s AND h.last_at >= %s AND h.first_at <= %s{seg_sql}
+                    JOIN proactive_customer c ON c.id = h.customer_id AND c.tenant_id = %(tenant_id)s
+                    WHERE h.tenant_id = %(tenant_id)s AND h.name = %(signal)s
+                    AND h.last_at >= %(started)s AND h.first_at <= %(resolved_at)s{seg_sql}
                 ), groups AS (
                     SELECT customer_id, true AS notified FROM notified
                     UNION ALL SELECT customer_id, false FROM hit
                     WHERE customer_id NOT IN (SELECT customer_id FROM notified)
                 )
                 SELECT g.notified, count(*), count(*) FILTER (WHERE EXISTS (
-                    SELECT 1 FROM proactive_signal s WHERE s.tenant_id = %s AND s.customer_id = g.customer_id
-                    AND s.timestamp > %s AND s.timestamp <= %s AND {contact}))
+                    SELECT 1 FROM proactive_signal s
+                    WHERE s.tenant_id = %(tenant_id)s AND s.customer_id = g.customer_id
+                    AND s.timestamp > %(opened_at)s AND s.timestamp <= %(window_end)s AND {contact}))
                 FROM groups g GROUP BY g.notified
                 """,  # noqa: S608
-                [
-                    tenant.pk,
-                    inc.pk,
-                    tenant.pk,
-                    tenant.pk,
-                    inc.monitored_signal,
-                    started,
-                    inc.resolved_at,
-                    *seg_params,
-                    tenant.pk,
-                    inc.opened_at,
-                    inc.opened_at + window,
-                    *contact_params,
-                ],
+                merge_params(
+                    {
+                        "tenant_id": tenant.pk,
+                        "incident_id": inc.pk,
+                        "signal": inc.monitored_signal,
+                        "started": datetime.fromisoformat(d["started_at"]),
+                        "resolved_at": inc.resolved_at,
+                        "opened_at": inc.opened_at,
+                        "window_end": inc.opened_at + window,
+                    },
+                    seg_params,
+                    contact_params,
+                ),
             )
             for notified, customers, contacted in cur.fetchall():
                 name = "notified" if notified else "not_notified"

@@ -372,7 +372,7 @@ def signal_catalogue(tenant: Tenant) -> list[SignalName]:
     with connection.cursor() as cur:
         cur.execute(
             f"SELECT name, total, first_seen, last_seen FROM {NAMES_SOURCE} n ORDER BY name",  # noqa: S608
-            [tenant.pk, tenant.pk],
+            {"tenant_id": tenant.pk},
         )
         return [
             SignalName(tenant=tenant, name=name, total=total, first_seen=first, last_seen=last)

@@ -32,15 +32,15 @@ DAILY_SOURCE = """(
 
 
 # SignalName rows of one tenant with the pending deltas added: `name, total, first_seen,
-# last_seen`. Takes the tenant id twice, as positional parameters.
+# last_seen`. Takes the tenant id as the named parameter `tenant_id` (proactive.sql).
 NAMES_SOURCE = """(
     SELECT name, sum(total)::bigint AS total, min(first_seen) AS first_seen, max(last_seen) AS last_seen
     FROM (
-        SELECT name, total, first_seen, last_seen FROM proactive_signalname WHERE tenant_id = %s
+        SELECT name, total, first_seen, last_seen FROM proactive_signalname WHERE tenant_id = %(tenant_id)s
         UNION ALL
         SELECT e->>1, 1, (e->>2)::timestamptz, (e->>2)::timestamptz
         FROM proactive_signalrollupdelta p, json_array_elements(p.rows::json) e
-        WHERE p.tenant_id = %s
+        WHERE p.tenant_id = %(tenant_id)s
     ) n GROUP BY name
 )"""
 

@@ -32,21 +32,23 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def patterns_sql(patterns: Iterable[str], column: str) -> tuple[str, list[Any]]:
+def patterns_sql(patterns: Iterable[str], column: str, name: str) -> tuple[str, dict[str, Any]]:
     """A boolean SQL expression over `column` (a trusted column reference) true when the
     name matches any pattern; FALSE for no patterns. Two array parameters however many
-    patterns, so the statement text does not vary with the tenant's settings."""
+    patterns, so the statement text does not vary with the tenant's settings. They are named
+    (`proactive.sql`): `NAME_names` for the exact names, `NAME_prefixes` for the prefixes;
+    give each pattern set of one statement its own `name`."""
     patterns = list(patterns)
     exact = [p for p in patterns if not is_prefix(p)]
     prefixes = [_like_escape(pattern_prefix(p)) + "%" for p in patterns if is_prefix(p)]
     parts: list[str] = []
-    params: list[Any] = []
+    params: dict[str, Any] = {}
     if exact:
-        parts.append(f"{column} = ANY(%s)")
-        params.append(exact)
+        parts.append(f"{column} = ANY(%({name}_names)s)")
+        params[f"{name}_names"] = exact
     if prefixes:
-        parts.append(f"{column} LIKE ANY(%s)")
-        params.append(prefixes)
+        parts.append(f"{column} LIKE ANY(%({name}_prefixes)s)")
+        params[f"{name}_prefixes"] = prefixes
     if not parts:
-        return "FALSE", []
+        return "FALSE", {}
     return "(" + " OR ".join(parts) + ")", params

@@ -36,6 +36,7 @@ from proactive.chunks import CHUNK_SIZE
 from proactive.features.metrics import Kind, Metric, parse_metric
 from proactive.rollups import DAILY_SOURCE, NAMES_SOURCE
 from proactive.signal_patterns import patterns_sql
+from proactive.sql import Params, merge_params
 
 COUNT_WINDOWS = (1, 3, 7, 14, 30)
 NAME_WINDOWS = (1, 7, 30)
@@ -75,10 +76,23 @@ def _midnight(day: Any) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
-def _match(column: str, pattern: str) -> tuple[str, list]:
+def _match(column: str, pattern: str, name: str) -> tuple[str, Params]:
+    """`column` matches `pattern`; its parameters are named after `name` (unique per statement)."""
     if pattern == "*":
-        return "TRUE", []
-    return patterns_sql([pattern], column)
+        return "TRUE", {}
+    return patterns_sql([pattern], column, name)
+
+
+def _pattern(m: Metric) -> str:
+    if m.pattern is None:
+        raise ValueError(f"{m} has no signal pattern")
+    return m.pattern
+
+
+def _key(m: Metric) -> str:
+    if m.key is None:
+        raise ValueError(f"{m} has no attribute key")
+    return m.key
 
 
 def _windows(metrics: Sequence[Metric]) -> list[int]:
@@ -126,14 +140,17 @@ class _Plan:
 
 def _customer_filter(
     col: str, customer_ids: Sequence[int] | None, id_range: tuple[int, int] | None
-) -> tuple[str, list]:
-    sql, params = "", []
+) -> tuple[str, Params]:
+    """` AND col ...` for the given customers and/or id range (`customer_ids`, `id_lo`, `id_hi`:
+    every filter of one statement restricts to the same customers, so they share the names)."""
+    sql = ""
+    params: Params = {}
     if customer_ids is not None:
-        sql += f" AND {col} = ANY(%s)"
-        params.append(list(customer_ids))
+        sql += f" AND {col} = ANY(%(customer_ids)s)"
+        params["customer_ids"] = list(customer_ids)
     if id_range is not None:
-        sql += f" AND {col} BETWEEN %s AND %s"
-        params.extend(id_range)
+        sql += f" AND {col} BETWEEN %(id_lo)s AND %(id_hi)s"
+        params["id_lo"], params["id_hi"] = id_range
     return sql, params
 
 
@@ -146,42 +163,46 @@ def _signal_rows_sql(
     id_range: tuple[int, int] | None,
     rollups: bool = True,
     last_epoch: bool = False,
-) -> tuple[str, list]:
+) -> tuple[str, Params]:
     """Per (customer, signal name): `customer_id, bits0.., w<D>.. (int), last_at` (or
     `last_epoch` in float seconds, for numpy), rollups and
     raw edge rows as separate rows (sum and max them). `bitsJ` has bit k set when the name
     matches pattern 62*J + k of the plan, computed once per row so that the per-customer
-    aggregates test an integer instead of matching text."""
+    aggregates test an integer instead of matching text.
+
+    Parameters: `tenant_id`, `as_of`, `today`, `today_start`, `roll_from`, per window D
+    `wD_first_day`, `wD_start`, `wD_head_end`, the customer filter's and the bits' (`pK_..`)."""
     as_of = _utc(as_of)
     today = as_of.date()
     today_start = _midnight(today)
     windows = plan.windows
-    roll_cols, roll_params, raw_cols, raw_params = [], [], [], []
-    head_ranges: list[tuple[datetime, datetime]] = []
+    params: Params = {"tenant_id": tenant_id, "as_of": as_of, "today": today, "today_start": today_start}
+    roll_cols, raw_cols, heads = [], [], []
     for d in windows:
         first_full = today - timedelta(days=d - 1)
         if d == 1:  # no full day: today comes from raw rows
             roll_cols.append("0 AS w1")
         else:
-            roll_cols.append(f"coalesce(sum(d.count) FILTER (WHERE d.day >= %s), 0)::int AS w{d}")
-            roll_params.append(first_full)
-        start, head_end = as_of - timedelta(days=d), _midnight(first_full)
+            roll_cols.append(
+                f"coalesce(sum(d.count) FILTER (WHERE d.day >= %(w{d}_first_day)s), 0)::int AS w{d}"
+            )
+            params[f"w{d}_first_day"] = first_full
+        # The window's partial first day: (as_of - D days, midnight of its first full day).
+        params[f"w{d}_start"], params[f"w{d}_head_end"] = as_of - timedelta(days=d), _midnight(first_full)
         raw_cols.append(
-            "(count(*) FILTER (WHERE s.timestamp > %s AND (s.timestamp < %s OR s.timestamp >= %s)))::int"
-            f" AS w{d}"
+            f"(count(*) FILTER (WHERE s.timestamp > %(w{d}_start)s AND (s.timestamp < %(w{d}_head_end)s "
+            f"OR s.timestamp >= %(today_start)s)))::int AS w{d}"
         )
-        raw_params.extend([start, head_end, today_start])
-        head_ranges.append((start, head_end))
+        heads.append(f"s.timestamp > %(w{d}_start)s AND s.timestamp < %(w{d}_head_end)s")
     roll_cols.append("max(d.last_at) AS last_at")
     raw_cols.append("max(s.timestamp) AS last_at")
 
-    roll_where, roll_where_params = "d.tenant_id = %s AND d.day < %s", [tenant_id, today]
+    roll_where = "d.tenant_id = %(tenant_id)s AND d.day < %(today)s"
     if not plan.needs_last:
-        roll_where += " AND d.day >= %s"
-        roll_where_params.append(today - timedelta(days=max(windows) - 1))
-    f_sql, f_params = _customer_filter("d.customer_id", customer_ids, id_range)
-    roll_where += f_sql
-    roll_where_params += f_params
+        roll_where += " AND d.day >= %(roll_from)s"
+        params["roll_from"] = today - timedelta(days=max(windows) - 1)
+    roll_f_sql, roll_f_params = _customer_filter("d.customer_id", customer_ids, id_range)
+    roll_where += roll_f_sql
 
     # With an id range only, `+ 0` keeps the planner on the (tenant, timestamp) index: the
     # edges are a few partial days, while (tenant, customer, timestamp) walks every signal
@@ -191,14 +212,12 @@ def _signal_rows_sql(
     # One range scan per part (today, then each window's partial first day), UNION ALL (the parts
     # are disjoint): an OR of the parts under one `timestamp >= as_of - longest window` bound
     # read every signal of that span once windows reached a year or more.
-    spans = [("s.timestamp >= %s AND s.timestamp <= %s", [today_start, as_of])]
-    spans += [("s.timestamp > %s AND s.timestamp < %s", [a, b]) for a, b in head_ranges]
+    spans = ["s.timestamp >= %(today_start)s AND s.timestamp <= %(as_of)s", *heads]
     raw_scans = " UNION ALL ".join(
         "SELECT s.customer_id, s.name, s.timestamp FROM proactive_signal s "  # noqa: S608
-        f"WHERE s.tenant_id = %s AND {span}{f_sql}"
-        for span, _ in spans
+        f"WHERE s.tenant_id = %(tenant_id)s AND {span}{f_sql}"
+        for span in spans
     )
-    raw_where_params = [v for _, ps in spans for v in (tenant_id, *ps, *f_params)]
 
     bit_cols, bit_params = _bits_sql(plan)
     last = "extract(epoch FROM u.last_at)::float8 AS last_epoch" if last_epoch else "u.last_at"
@@ -215,49 +234,54 @@ def _signal_rows_sql(
         f"(WITH s AS MATERIALIZED ({raw_scans}) SELECT s.customer_id, s.name, {', '.join(raw_cols)} FROM s "
         f"GROUP BY s.customer_id, s.name)) u"
     )
-    rollup_params = roll_params + roll_where_params if rollups else []
-    return sql, bit_params + rollup_params + raw_where_params + raw_params
+    return sql, merge_params(params, bit_params, roll_f_params if rollups else {}, f_params)
 
 
-def _bits_sql(plan: _Plan) -> tuple[list[str], list]:
-    """`bits0..` columns over `u.name`: bit k of word J set when the name matches pattern 62*J + k."""
-    bit_cols, bit_params = [], []
+def _bits_sql(plan: _Plan) -> tuple[list[str], Params]:
+    """`bits0..` columns over `u.name`: bit k of word J set when the name matches pattern 62*J + k
+    (pattern K of the plan binds `pK_names` or `pK_prefixes`)."""
+    bit_cols: list[str] = []
+    bit_params: Params = {}
     for w in range(plan.words):
         terms = []
         for k, pattern in enumerate(plan.patterns[w * BITS_PER_WORD : (w + 1) * BITS_PER_WORD]):
-            cond, cond_params = _match("u.name", pattern)
+            cond, cond_params = _match("u.name", pattern, f"p{w * BITS_PER_WORD + k}")
             terms.append(f"CASE WHEN {cond} THEN {1 << k}::int8 ELSE 0::int8 END")
-            bit_params.extend(cond_params)
+            bit_params = merge_params(bit_params, cond_params)
         bit_cols.append(f"({' + '.join(terms) if terms else '0::int8'}) AS bits{w}")
     return bit_cols, bit_params
 
 
 def _rollup_multi_sql(
     *, tenant_id: int, as_ofs: Sequence[datetime], plan: _Plan, id_range: tuple[int, int]
-) -> tuple[str, list]:
+) -> tuple[str, Params]:
     """Rollup rows per (customer, name) for several as-of times in one scan: `customer_id,
     bits0.., w<K>_<D> (full days of window D before cut-off K), last<K> (epoch, NaN if none)`.
-    Each cut-off sees only days before its own date; its edges come from raw rows."""
-    cols, params = [], []
+    Each cut-off sees only days before its own date; its edges come from raw rows.
+    Parameters: `tenant_id`, `max_day`, `roll_from`, per cut-off K `cK_today` and `cK_wD_first_day`."""
+    cols = []
+    params: Params = {"tenant_id": tenant_id}
     bounds = []
     for k, as_of in enumerate(as_ofs):
         today = _utc(as_of).date()
         bounds.append(today)
+        params[f"c{k}_today"] = today
         for d in plan.windows:
             if d == 1:
                 cols.append(f"0 AS w{k}_1")
                 continue
             cols.append(
-                f"coalesce(sum(d.count) FILTER (WHERE d.day >= %s AND d.day < %s), 0)::int AS w{k}_{d}"
+                f"coalesce(sum(d.count) FILTER (WHERE d.day >= %(c{k}_w{d}_first_day)s "
+                f"AND d.day < %(c{k}_today)s), 0)::int AS w{k}_{d}"
             )
-            params += [today - timedelta(days=d - 1), today]
+            params[f"c{k}_w{d}_first_day"] = today - timedelta(days=d - 1)
         if plan.needs_last:
-            cols.append(f"max(d.last_at) FILTER (WHERE d.day < %s) AS last{k}")
-            params.append(today)
-    where, where_params = "d.tenant_id = %s AND d.day < %s", [tenant_id, max(bounds)]
+            cols.append(f"max(d.last_at) FILTER (WHERE d.day < %(c{k}_today)s) AS last{k}")
+    where = "d.tenant_id = %(tenant_id)s AND d.day < %(max_day)s"
+    params["max_day"] = max(bounds)
     if not plan.needs_last:
-        where += " AND d.day >= %s"
-        where_params.append(min(bounds) - timedelta(days=max(plan.windows) - 1))
+        where += " AND d.day >= %(roll_from)s"
+        params["roll_from"] = min(bounds) - timedelta(days=max(plan.windows) - 1)
     f_sql, f_params = _customer_filter("d.customer_id", None, id_range)
     bit_cols, bit_params = _bits_sql(plan)
     out = ["u.customer_id", *bit_cols]
@@ -269,7 +293,7 @@ def _rollup_multi_sql(
         f"SELECT {', '.join(out)} FROM (SELECT d.customer_id, d.name, {', '.join(cols)} "  # noqa: S608
         f"FROM {DAILY_SOURCE} d WHERE {where}{f_sql} GROUP BY d.customer_id, d.name) u"
     )
-    return sql, bit_params + params + where_params + f_params
+    return sql, merge_params(params, bit_params, f_params)
 
 
 def features_query(
@@ -279,18 +303,23 @@ def features_query(
     metrics: Sequence[Metric],
     customer_ids: Sequence[int] | None = None,
     id_range: tuple[int, int] | None = None,
-) -> tuple[str, list, list[str]]:
-    """SQL selecting `customer_id` and m0..mN (one per metric, in order) as of `as_of`.
+) -> tuple[str, Params, list[str]]:
+    """SQL selecting `customer_id` and m0..mN (one per metric, in order) as of `as_of`, with
+    its named parameters (`proactive.sql`).
 
     Numeric metrics are double precision (NULL when undefined), attribute.KEY is jsonb.
-    `id_range` is inclusive. Wrap it as a subquery: SELECT ... FROM (sql) f WHERE ...
+    `id_range` is inclusive. Wrap it as a subquery: SELECT ... FROM (sql) f WHERE ..., merging
+    the outer statement's parameters with `merge_params` (a name bound twice to different values
+    raises). Names used: `tenant_id`, `as_of`, `customer_ids`, `id_lo`, `id_hi`, `today`,
+    `today_start`, `roll_from`, and ones starting with `w<D>_`, `p<K>_` and `m<I>_` (I: metric).
     For conditions over a few metrics; `compute_features` pivots the default set in numpy.
     """
     as_of = _utc(as_of)
     plan = _Plan.of(metrics)
     aliases = [f"m{i}" for i in range(len(metrics))]
-    agg_sql, agg_params = "", []
-    agg_cols: dict[tuple, str] = {}
+    params: Params = {"tenant_id": tenant_id, "as_of": as_of}
+    agg_sql = ""
+    agg_cols: dict[tuple[str, str], str] = {}
     if plan.needs_signals:
         rows_sql, rows_params = _signal_rows_sql(
             tenant_id=tenant_id, as_of=as_of, plan=plan, customer_ids=customer_ids, id_range=id_range
@@ -310,73 +339,69 @@ def features_query(
 
         for m in metrics:
             if m.kind is Kind.COUNT:
-                need(m.pattern, f"w{m.days}")
+                need(_pattern(m), f"w{m.days}")
             elif m.kind is Kind.TREND:
-                need(m.pattern, f"w{TREND_RECENT}")
-                need(m.pattern, f"w{TREND_BASE}")
+                need(_pattern(m), f"w{TREND_RECENT}")
+                need(_pattern(m), f"w{TREND_BASE}")
             elif m.kind is Kind.DAYS_SINCE_LAST:
-                need(m.pattern, "last")
+                need(_pattern(m), "last")
         # OFFSET 0 keeps the row subquery from being flattened, which would inline the bit
         # expressions into every aggregate's filter (measured 6x slower).
         agg_sql = (
             f"LEFT JOIN (SELECT u.customer_id, {', '.join(l2_cols)} FROM ({rows_sql} OFFSET 0) u "  # noqa: S608
             f"GROUP BY u.customer_id) a ON a.customer_id = c.id"
         )
-        agg_params = rows_params
+        params = merge_params(params, rows_params)
 
     # count_since(P, S): raw rows in [S, as_of] through the (tenant, timestamp) index, one join each.
     since_joins: list[str] = []
-    since_params: list = []
     for i, m in enumerate(metrics):
         if m.kind is Kind.COUNT_SINCE:
-            cond, cond_params = _match("s.name", str(m.pattern))
+            cond, cond_params = _match("s.name", _pattern(m), f"m{i}")
             f_sql, f_params = _customer_filter("(s.customer_id + 0)", customer_ids, id_range)
             # Materialised: with stale statistics the planner otherwise re-ran the scan per customer.
             since_joins.append(
                 f"LEFT JOIN (WITH x AS MATERIALIZED (SELECT s.customer_id, count(*) AS n "  # noqa: S608
-                "FROM proactive_signal s WHERE s.tenant_id = %s AND s.timestamp >= %s "
-                f"AND s.timestamp <= %s AND {cond}{f_sql} GROUP BY s.customer_id) SELECT * FROM x) cs{i} "
-                f"ON cs{i}.customer_id = c.id"
+                "FROM proactive_signal s WHERE s.tenant_id = %(tenant_id)s "
+                f"AND s.timestamp >= %(m{i}_since)s AND s.timestamp <= %(as_of)s AND {cond}{f_sql} "
+                f"GROUP BY s.customer_id) SELECT * FROM x) cs{i} ON cs{i}.customer_id = c.id"
             )
-            since_params += [tenant_id, m.since, as_of, *cond_params, *f_params]
+            params = merge_params(params, {f"m{i}_since": m.since}, cond_params, f_params)
 
     select_cols: list[str] = ["c.id AS customer_id"]
-    select_params: list = []
     needs_risk = False
     for i, (alias, m) in enumerate(zip(aliases, metrics, strict=True)):
         if m.kind is Kind.COUNT_SINCE:
             expr = f"coalesce(cs{i}.n, 0)::float8"
         elif m.kind is Kind.COUNT:
-            expr = f"coalesce(a.{agg_cols[(m.pattern, f'w{m.days}')]}, 0)::float8"
+            expr = f"coalesce(a.{agg_cols[(_pattern(m), f'w{m.days}')]}, 0)::float8"
         elif m.kind is Kind.TREND:
-            c7 = f"coalesce(a.{agg_cols[(m.pattern, f'w{TREND_RECENT}')]}, 0)"
-            c35 = f"coalesce(a.{agg_cols[(m.pattern, f'w{TREND_BASE}')]}, 0)"
+            c7 = f"coalesce(a.{agg_cols[(_pattern(m), f'w{TREND_RECENT}')]}, 0)"
+            c35 = f"coalesce(a.{agg_cols[(_pattern(m), f'w{TREND_BASE}')]}, 0)"
             expr = f"(({c7} + 1)::float8 / (({c35} - {c7})::float8 / 4 + 1))"
         elif m.kind is Kind.DAYS_SINCE_LAST:
-            expr = f"(extract(epoch FROM (%s - a.{agg_cols[(m.pattern, 'last')]})) / 86400)::float8"
-            select_params.append(as_of)
+            expr = f"(extract(epoch FROM (%(as_of)s - a.{agg_cols[(_pattern(m), 'last')]})) / 86400)::float8"
         elif m.kind is Kind.DAYS_SINCE_SIGNUP:
-            expr = "(extract(epoch FROM (%s - c.signed_up_at)) / 86400)::float8"
-            select_params.append(as_of)
+            expr = "(extract(epoch FROM (%(as_of)s - c.signed_up_at)) / 86400)::float8"
         elif m.kind is Kind.RISK_SCORE:
             expr = "rs.score::float8"
             needs_risk = True
         else:
-            expr = "(c.attributes -> %s)"
-            select_params.append(m.key)
+            expr = f"(c.attributes -> %(m{i}_key)s)"
+            params = merge_params(params, {f"m{i}_key": _key(m)})
         select_cols.append(f"{expr} AS {alias}")
 
-    risk_sql, risk_params = "", []
+    risk_sql = ""
     if needs_risk:
-        risk_sql = "LEFT JOIN proactive_riskscore rs ON rs.tenant_id = %s AND rs.customer_id = c.id"
-        risk_params = [tenant_id]
+        risk_sql = (
+            "LEFT JOIN proactive_riskscore rs ON rs.tenant_id = %(tenant_id)s AND rs.customer_id = c.id"
+        )
     where_sql, where_params = _customer_filter("c.id", customer_ids, id_range)
     sql = (
         f"SELECT {', '.join(select_cols)} FROM proactive_customer c {agg_sql} {' '.join(since_joins)} "  # noqa: S608
-        f"{risk_sql} WHERE c.tenant_id = %s{where_sql}"
+        f"{risk_sql} WHERE c.tenant_id = %(tenant_id)s{where_sql}"
     )
-    params = select_params + agg_params + since_params + risk_params + [tenant_id, *where_params]
-    return sql, params, aliases
+    return sql, merge_params(params, where_params), aliases
 
 
 def _attribute_profile(tenant_id: int, keys: Sequence[str]) -> dict[str, tuple[str, list]]:
@@ -438,7 +463,7 @@ _SEND = {"int8": ("int8send", ">i8"), "int4": ("int4send", ">i4"), "float8": ("f
 
 
 def _packed(
-    cur: CursorWrapper, sql: str, params: list, columns: Sequence[tuple[str, str]]
+    cur: CursorWrapper, sql: str, params: Params, columns: Sequence[tuple[str, str]]
 ) -> dict[str, np.ndarray]:
     """Columns of `sql` (NOT NULL int8/int4/float8) as numpy arrays, fetched as one row of
     packed bytea, `string_agg(int8send(x), '')` per column: no Python object per value.
@@ -514,27 +539,33 @@ def _pivot(
     return out
 
 
-def _attribute_sql(key: str, profile: tuple[str, list]) -> list[tuple[str, list]]:
+def _attribute_sql(key: str, profile: tuple[str, list], name: str) -> list[tuple[str, Params]]:
     """float8 expressions with their parameters for one attribute (NULL when undefined): the
-    number (booleans as 0/1) for numeric keys, one 0/1 column per category otherwise."""
-    v = "(c.attributes -> %s)"
+    number (booleans as 0/1) for numeric keys, one 0/1 column per category otherwise.
+    Parameters: `NAME_key` and, per category J, `NAME_catJ`."""
+    v = f"(c.attributes -> %({name}_key)s)"
     if profile[0] == "numeric":
         # JSON numbers beyond float8's range would make the cast fail; they are no feature.
         return [
             (
                 f"CASE jsonb_typeof({v}) WHEN 'boolean' THEN ({v})::boolean::int::float8 "
                 f"WHEN 'number' THEN CASE WHEN abs(({v})::numeric) < 1e300 THEN ({v})::float8 END END",
-                [key] * 4,
+                {f"{name}_key": key},
             )
         ]
     return [
         (
             f"CASE WHEN coalesce(jsonb_typeof({v}), 'null') = 'null' THEN NULL "
-            f"WHEN {v} = to_jsonb(%s::text) THEN 1 ELSE 0 END::float8",
-            [key, key, cat],
+            f"WHEN {v} = to_jsonb(%({name}_cat{j})s::text) THEN 1 ELSE 0 END::float8",
+            {f"{name}_key": key, f"{name}_cat{j}": cat},
         )
-        for cat in profile[1]
+        for j, cat in enumerate(profile[1])
     ]
+
+
+def _attribute_width(profile: tuple[str, list]) -> int:
+    """How many feature columns an attribute has (`_attribute_sql`'s expressions)."""
+    return 1 if profile[0] == "numeric" else len(profile[1])
 
 
 def _customer_columns(
@@ -549,15 +580,15 @@ def _customer_columns(
     """(sorted ids, columns) of the customers in range: "signup" and "risk" (epoch seconds and
     score, NaN when unknown) and "a0".. one float column per attribute feature column."""
     cols = ["c.id AS id", "coalesce(extract(epoch FROM c.signed_up_at)::float8, 'NaN') AS signup"]
-    params: list = []
+    params: Params = {"tenant_id": tenant_id}
     needs_risk = any(m.kind is Kind.RISK_SCORE for m in metrics)
     cols.append("coalesce(rs.score, 'NaN')::float8 AS risk" if needs_risk else "'NaN'::float8 AS risk")
     n_attr = 0
-    for m in metrics:
+    for i, m in enumerate(metrics):
         if m.kind is Kind.ATTRIBUTE:
-            for expr, expr_params in _attribute_sql(str(m.key), profile[m.key]):
+            for expr, expr_params in _attribute_sql(_key(m), profile[_key(m)], f"m{i}"):
                 cols.append(f"coalesce({expr}, 'NaN') AS a{n_attr}")
-                params += expr_params
+                params = merge_params(params, expr_params)
                 n_attr += 1
     risk_join = (
         " LEFT JOIN proactive_riskscore rs ON rs.tenant_id = c.tenant_id AND rs.customer_id = c.id"
@@ -567,11 +598,11 @@ def _customer_columns(
     where, where_params = _customer_filter("c.id", restrict, id_range)
     sql = (
         f"SELECT {', '.join(cols)} FROM proactive_customer c{risk_join} "  # noqa: S608
-        f"WHERE c.tenant_id = %s{where}"
+        f"WHERE c.tenant_id = %(tenant_id)s{where}"
     )
     names = [("id", "int8"), ("signup", "float8"), ("risk", "float8")]
     packed = _packed(
-        cur, sql, [*params, tenant_id, *where_params], names + [(f"a{i}", "float8") for i in range(n_attr)]
+        cur, sql, merge_params(params, where_params), names + [(f"a{i}", "float8") for i in range(n_attr)]
     )
     order = np.argsort(packed["id"], kind="stable")
     return packed["id"][order], {k: v[order] for k, v in packed.items() if k != "id"}
@@ -619,18 +650,18 @@ def _assemble(
     col, attr_col = 0, 0
     for m in metrics:
         if m.kind is Kind.ATTRIBUTE:
-            for _ in _attribute_sql(str(m.key), profile[m.key]):
+            for _ in range(_attribute_width(profile[_key(m)])):
                 out[:, col] = cols[f"a{attr_col}"]
                 col += 1
                 attr_col += 1
             continue
         if m.kind is Kind.COUNT:
-            out[:, col] = agg[(m.pattern, f"w{m.days}")]
+            out[:, col] = agg[(_pattern(m), f"w{m.days}")]
         elif m.kind is Kind.TREND:
-            c7, c35 = agg[(m.pattern, f"w{TREND_RECENT}")], agg[(m.pattern, f"w{TREND_BASE}")]
+            c7, c35 = agg[(_pattern(m), f"w{TREND_RECENT}")], agg[(_pattern(m), f"w{TREND_BASE}")]
             out[:, col] = (c7 + 1) / ((c35 - c7) / 4 + 1)
         elif m.kind is Kind.DAYS_SINCE_LAST:
-            out[:, col] = (now - agg[(m.pattern, "last")]) / 86400
+            out[:, col] = (now - agg[(_pattern(m), "last")]) / 86400
         elif m.kind is Kind.DAYS_SINCE_SIGNUP:
             out[:, col] = (now - cols["signup"]) / 86400
         elif m.kind is Kind.RISK_SCORE:
@@ -645,8 +676,8 @@ def column_names(metrics: Sequence[Metric], profile: dict[str, tuple[str, list]]
     """Frame column names: one per metric, one per category for categorical attributes."""
     names: list[str] = []
     for m in metrics:
-        if m.kind is Kind.ATTRIBUTE and profile[m.key][0] == "categorical":
-            names.extend(f"attribute.{m.key}={v}" for v in profile[m.key][1])
+        if m.kind is Kind.ATTRIBUTE and profile[_key(m)][0] == "categorical":
+            names.extend(f"attribute.{m.key}={v}" for v in profile[_key(m)][1])
         else:
             names.append(str(m))
     return names
@@ -670,7 +701,7 @@ def compute_features(
     if metrics is None:
         metrics = default_metrics(tenant, as_of)
     metrics = list(metrics)
-    attr_keys = [m.key for m in metrics if m.kind is Kind.ATTRIBUTE]
+    attr_keys = [_key(m) for m in metrics if m.kind is Kind.ATTRIBUTE]
     profile = _attribute_profile(tenant.pk, attr_keys)
     names = column_names(metrics, profile)
 
@@ -780,8 +811,9 @@ def default_metrics(tenant: Tenant, as_of: datetime) -> list[Metric]:
     as_of = _utc(as_of)
     with connection.cursor() as cur:
         cur.execute(
-            f"SELECT name, total FROM {NAMES_SOURCE} n WHERE first_seen <= %s ORDER BY total DESC, name",  # noqa: S608
-            [tenant.pk, tenant.pk, as_of],
+            f"SELECT name, total FROM {NAMES_SOURCE} n WHERE first_seen <= %(as_of)s "  # noqa: S608
+            "ORDER BY total DESC, name",
+            {"tenant_id": tenant.pk, "as_of": as_of},
         )
         catalogue = cur.fetchall()
         cur.execute(

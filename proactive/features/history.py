@@ -34,6 +34,7 @@ import numpy as np
 
 from proactive.features.compute import _match, _packed, feature_session
 from proactive.rollups import DAILY_SOURCE
+from proactive.sql import Params, merge_params
 
 ACTIVE_WINDOWS = (30, 90, 365)
 TREND_SPANS = ((30, 90), (90, 365))
@@ -102,28 +103,27 @@ def history_matrices(
     if not len(features) or not n:
         return [np.empty((n, len(features))) for _ in as_ofs]
     patterns = list(dict.fromkeys(f.pattern for f in features))
-    terms, params = [], []
+    terms = []
+    params: Params = {
+        "tenant_id": tenant_id,
+        "id_lo": int(ids[0]),
+        "id_hi": int(ids[-1]),
+        "last_day": max(as_ofs).astimezone(UTC).date(),
+    }
     for k, pattern in enumerate(patterns):
-        alternatives = [_match("d.name", alt) for alt in pattern.split("|")]
+        alternatives = [_match("d.name", alt, f"p{k}_{j}") for j, alt in enumerate(pattern.split("|"))]
         cond = "(" + " OR ".join(c for c, _ in alternatives) + ")"
-        cond_params = [v for _, ps in alternatives for v in ps]
         terms.append(f"CASE WHEN {cond} THEN {1 << k}::int8 ELSE 0::int8 END")
-        params += cond_params
-    last_day = max(as_ofs).astimezone(UTC).date()
+        params = merge_params(params, *(ps for _, ps in alternatives))
     bits_sql = " + ".join(terms)
     sql = (
         "SELECT d.customer_id, (d.day - DATE '1970-01-01')::int8 AS day, "  # noqa: S608
         f"bit_or({bits_sql}) AS bits FROM {DAILY_SOURCE} d "
-        "WHERE d.tenant_id = %s AND d.customer_id BETWEEN %s AND %s AND d.day < %s "
-        "GROUP BY d.customer_id, d.day"
+        "WHERE d.tenant_id = %(tenant_id)s AND d.customer_id BETWEEN %(id_lo)s AND %(id_hi)s "
+        "AND d.day < %(last_day)s GROUP BY d.customer_id, d.day"
     )
     with feature_session() as cur:
-        rows = _packed(
-            cur,
-            sql,
-            [*params, tenant_id, int(ids[0]), int(ids[-1]), last_day],
-            [("customer_id", "int8"), ("day", "int8"), ("bits", "int8")],
-        )
+        rows = _packed(cur, sql, params, [("customer_id", "int8"), ("day", "int8"), ("bits", "int8")])
     order = np.lexsort((rows["day"], rows["customer_id"]))
     cust, day, bits = rows["customer_id"][order], rows["day"][order], rows["bits"][order]
     pos = np.searchsorted(ids, cust)

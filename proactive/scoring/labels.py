@@ -14,6 +14,7 @@ from django.db import connection
 from accounts.models import Tenant
 from proactive.models import Customer, Signal
 from proactive.signal_patterns import patterns_sql
+from proactive.sql import merge_params
 
 
 def target_patterns(tenant: Tenant) -> list[str]:
@@ -31,21 +32,26 @@ def window_hits(
     """
     if not cutoffs:
         return np.empty(0, dtype=np.int64)
-    match, params = patterns_sql(patterns, "s.name")
+    match, match_params = patterns_sql(patterns, "s.name", "target")
     sql = f"""
         WITH cut AS (
             SELECT (u.ord - 1)::int AS idx, u.ts
-            FROM unnest(%s::timestamptz[]) WITH ORDINALITY AS u(ts, ord)
+            FROM unnest(%(cutoffs)s::timestamptz[]) WITH ORDINALITY AS u(ts, ord)
         )
         SELECT DISTINCT s.customer_id::bigint * 1024 + cut.idx
         FROM {Signal._meta.db_table} s
-        JOIN cut ON s.timestamp > cut.ts AND s.timestamp <= cut.ts + %s * interval '1 day'
-        WHERE s.tenant_id = %s AND s.timestamp > %s AND s.timestamp <= %s AND {match}
+        JOIN cut ON s.timestamp > cut.ts AND s.timestamp <= cut.ts + %(horizon_days)s * interval '1 day'
+        WHERE s.tenant_id = %(tenant_id)s AND s.timestamp > %(lo)s AND s.timestamp <= %(hi)s AND {match}
     """  # noqa: S608 - identifiers are ours; values are parameters
-    lo = min(cutoffs)
-    hi = max(cutoffs) + timedelta(days=horizon_days)
+    params = {
+        "cutoffs": list(cutoffs),
+        "horizon_days": horizon_days,
+        "tenant_id": tenant.pk,
+        "lo": min(cutoffs),
+        "hi": max(cutoffs) + timedelta(days=horizon_days),
+    }
     with connection.cursor() as cur:
-        cur.execute(sql, [list(cutoffs), horizon_days, tenant.pk, lo, hi, *params])
+        cur.execute(sql, merge_params(params, match_params))
         rows = cur.fetchall()
     return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 

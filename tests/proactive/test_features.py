@@ -11,6 +11,8 @@ from proactive.features.compute import compute_features, default_metrics, featur
 from proactive.features.metrics import Kind, parse_metric
 from proactive.ingest import customers_upsert, signals_ingest
 from proactive.models import Customer
+from proactive.rollups import rollups_fold
+from proactive.sql import merge_params
 
 NAMES = ["session.started", "error.sync_failed", "error.auth", "feature.export", "support.contact", "login"]
 METRICS = [
@@ -174,8 +176,8 @@ def test_features_query_is_usable_as_a_subquery(tenant, world):
     assert aliases == ["m0", "m1"]
     with connection.cursor() as cur:
         cur.execute(
-            f"SELECT count(*) FROM ({sql}) f WHERE f.m0 >= %s AND f.m1 = to_jsonb(%s::text)",  # noqa: S608
-            [*params, 1, "pro"],
+            f"SELECT count(*) FROM ({sql}) f WHERE f.m0 >= %(min)s AND f.m1 = to_jsonb(%(plan)s::text)",  # noqa: S608
+            merge_params(params, {"min": 1, "plan": "pro"}),
         )
         n = cur.fetchone()[0]
     frame = compute_features(tenant=tenant, as_of=BASE, metrics=[metric, parse_metric("attribute.plan")])
@@ -267,3 +269,53 @@ def test_several_cutoffs_in_one_pass_match_one_at_a_time(tenant, world):
     for as_of, matrix in zip(as_ofs, matrices, strict=True):
         one = compute_features(tenant=tenant, as_of=as_of, metrics=numeric, customer_ids=ids[1:-1])
         np.testing.assert_allclose(matrix, one.values, rtol=1e-9, atol=1e-9, err_msg=str(as_of))
+
+
+def test_metrics_with_different_windows_get_their_own_parameters(tenant):
+    """count(P, 7) and count(P, 30) in one call: each window binds its own edges (by name, not by
+    position in a list), so each counts exactly its own window, in SQL and in the frame."""
+    as_of = BASE + timedelta(hours=15)  # mid-day: both windows have partial first days
+    customers_upsert(tenant=tenant, records=[{"external_id": "w0"}, {"external_id": "w1"}], now=BASE)
+    ago = {
+        "w0": [
+            ("ping", timedelta(minutes=30)),
+            ("ping", timedelta(days=2)),
+            ("ping", timedelta(days=6, hours=23)),
+        ]
+        + [("ping", timedelta(days=7, hours=1)), ("ping", timedelta(days=12))]
+        + [
+            ("ping", timedelta(days=29, hours=23)),
+            ("ping", timedelta(days=30, hours=1)),
+            ("ping", timedelta(days=45)),
+        ],
+        "w1": [("pong.a", timedelta(days=1)), ("pong.b", timedelta(days=5)), ("pong.a", timedelta(days=13))],
+    }
+    records = [
+        {"id": f"{c}-{k}", "customer": c, "name": name, "timestamp": (as_of - back).isoformat()}
+        for c, rows in ago.items()
+        for k, (name, back) in enumerate(rows)
+    ]
+    assert signals_ingest(tenant=tenant, records=records, now=as_of).accepted == len(records)
+    texts = ["count(ping, 7)", "count(ping, 30)", "count(ping, 1)", "count(pong.*, 3)", "count(pong.*, 14)"]
+    texts.append(f"count_since(ping, {(as_of - timedelta(days=10)).isoformat()})")
+    metrics = [parse_metric(t) for t in texts]
+    expected = {"w0": [3.0, 6.0, 1.0, 0.0, 0.0, 4.0], "w1": [0.0, 0.0, 0.0, 1.0, 3.0, 0.0]}
+    ids = {c.external_id: c.pk for c in Customer.objects.for_tenant(tenant)}
+
+    sql, params, _ = features_query(tenant_id=tenant.pk, as_of=as_of, metrics=metrics)
+    assert params["w7_start"] == as_of - timedelta(days=7)
+    assert params["w30_start"] == as_of - timedelta(days=30)
+    for fold in (False, True):  # pending deltas, then the folded daily rollups
+        if fold:
+            rollups_fold(tenant_id=tenant.pk)
+        with connection.cursor() as cur:
+            cur.execute(f"SELECT * FROM ({sql}) f ORDER BY customer_id", params)  # noqa: S608
+            rows = {r[0]: list(r[1:]) for r in cur.fetchall()}
+        frame = compute_features(tenant=tenant, as_of=as_of, metrics=metrics[:5])
+        got, matrices = range_matrices(
+            tenant=tenant, as_ofs=[as_of], metrics=metrics[:5], lo=min(ids.values()), hi=max(ids.values())
+        )
+        for c, want in expected.items():
+            assert rows[ids[c]] == want, c
+            assert list(frame.row(ids[c]).values()) == want[:5], c
+            assert matrices[0][list(got).index(ids[c])].tolist() == want[:5], c

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -118,7 +119,9 @@ def test_valid_trees_round_trip_render_and_compile(data):
     assert parse_condition(to_json(tree)) == tree
     assert render_text(tree)
     sql, params = compile_sql(tree, columns_for(condition_metrics(tree)))
-    assert sql.count("%s") == len(params)
+    # Named placeholders only, each bound exactly once (no positional `%s` to miscount).
+    assert "%s" not in sql
+    assert set(re.findall(r"%\((\w+)\)s", sql)) == set(params)
 
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
