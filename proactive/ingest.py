@@ -336,7 +336,8 @@ def customers_upsert(
             existing = [r for r in payload if r["external_id"] not in created]
             if not existing:
                 return len(created), 0
-            cur.execute(UPSERT_CUSTOMERS_EXISTING_SQL, {**params, "rows": Jsonb(existing)})
+            params["rows"] = Jsonb(existing)
+            cur.execute(UPSERT_CUSTOMERS_EXISTING_SQL, params)
             return len(created), cur.rowcount
 
     result.created, result.updated = _retrying(run)
