@@ -27,6 +27,7 @@ Point in time: only hits with timestamp <= T are counted (`first_at <= T`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -60,6 +61,7 @@ from proactive.sql import merge_params
 log = logging.getLogger(__name__)
 
 HISTORY_DAYS = 28
+HISTORY_CACHE_SECONDS = 2 * 3600  # the history reads of one hour boundary, shared by its 12 runs
 RECENT_HOURS = 12
 BIN_MINUTES = 10
 BINS_PER_HOUR = 60 // BIN_MINUTES
@@ -142,6 +144,35 @@ def _ensure_coverage(tenant: Tenant, patterns: list[str], as_of: datetime) -> No
 # ---- data ----------------------------------------------------------------------------------------
 
 
+def _load_history(
+    cur: Any, window: dict[str, Any], match: str, keys: list[str], n_hours: int
+) -> tuple[dict[str, np.ndarray], dict[tuple[str, str, Any], int]]:
+    history: dict[str, np.ndarray] = {}
+    shares: dict[tuple[str, str, Any], int] = {}
+    cur.execute(
+        "SELECT h.name, (extract(epoch FROM h.hour - %(history_start)s) / 3600)::int, count(*) "  # noqa: S608
+        "FROM proactive_signalhourly h WHERE h.tenant_id = %(tenant_id)s "
+        "AND h.hour >= %(history_start)s AND h.hour < %(recent_start)s "
+        f"AND {match} GROUP BY 1, 2",
+        window,
+    )
+    for name, idx, n in cur.fetchall():
+        history.setdefault(name, np.zeros(n_hours))[idx] = n
+    if keys:
+        cur.execute(
+            "SELECT h.name, k.key, k.value, count(*) FROM proactive_signalhourly h "  # noqa: S608
+            "JOIN proactive_customer c ON c.id = h.customer_id AND c.tenant_id = %(tenant_id)s "
+            "CROSS JOIN LATERAL (SELECT key, value FROM jsonb_each(c.attributes) "
+            "WHERE key = ANY(%(keys)s) AND jsonb_typeof(value) IN ('string', 'number', 'boolean')) k "
+            "WHERE h.tenant_id = %(tenant_id)s AND h.hour >= %(history_start)s "
+            f"AND h.hour < %(recent_start)s AND {match} GROUP BY 1, 2, 3",
+            merge_params(window, {"keys": keys}),
+        )
+        for name, key, value, n in cur.fetchall():
+            shares[(name, key, _decoded(value))] = n
+    return history, shares
+
+
 def _load(
     tenant: Tenant, patterns: list[str], keys: list[str], as_of: datetime, recent_start: datetime
 ) -> tuple[dict[str, np.ndarray], dict[tuple[str, str, Any], int], dict[tuple, np.ndarray]]:
@@ -150,8 +181,6 @@ def _load(
     history_start = recent_start - timedelta(days=HISTORY_DAYS)
     n_hours = HISTORY_DAYS * 24
     match, match_params = _match_sql("h.name", patterns)
-    history: dict[str, np.ndarray] = {}
-    shares: dict[tuple[str, str, Any], int] = {}
     n_bins = RECENT_HOURS * BINS_PER_HOUR
     recent: dict[tuple, np.ndarray] = {}
     with connection.cursor() as cur:
@@ -159,27 +188,20 @@ def _load(
             {"tenant_id": tenant.pk, "history_start": history_start, "recent_start": recent_start},
             match_params,
         )
-        cur.execute(
-            "SELECT h.name, (extract(epoch FROM h.hour - %(history_start)s) / 3600)::int, count(*) "  # noqa: S608
-            "FROM proactive_signalhourly h WHERE h.tenant_id = %(tenant_id)s "
-            "AND h.hour >= %(history_start)s AND h.hour < %(recent_start)s "
-            f"AND {match} GROUP BY 1, 2",
-            window,
+        # The history ends at `recent_start`, an hour boundary: every run within the hour reads the
+        # same rows, and they are the run's costliest reads (2.3 s of 2.4 s at 100,000 customers).
+        history_key = (
+            "monitor-history:"
+            + hashlib.sha1(  # noqa: S324 - a cache key, not a secret
+                json.dumps([tenant.pk, recent_start.isoformat(), patterns, keys]).encode()
+            ).hexdigest()
         )
-        for name, idx, n in cur.fetchall():
-            history.setdefault(name, np.zeros(n_hours))[idx] = n
-        if keys:
-            cur.execute(
-                "SELECT h.name, k.key, k.value, count(*) FROM proactive_signalhourly h "  # noqa: S608
-                "JOIN proactive_customer c ON c.id = h.customer_id AND c.tenant_id = %(tenant_id)s "
-                "CROSS JOIN LATERAL (SELECT key, value FROM jsonb_each(c.attributes) "
-                "WHERE key = ANY(%(keys)s) AND jsonb_typeof(value) IN ('string', 'number', 'boolean')) k "
-                "WHERE h.tenant_id = %(tenant_id)s AND h.hour >= %(history_start)s "
-                f"AND h.hour < %(recent_start)s AND {match} GROUP BY 1, 2, 3",
-                merge_params(window, {"keys": keys}),
-            )
-            for name, key, value, n in cur.fetchall():
-                shares[(name, key, _decoded(value))] = n
+        cached = cache.get(history_key)
+        if cached is not None:
+            history, shares = cached
+        else:
+            history, shares = _load_history(cur, window, match, keys, n_hours)
+            cache.set(history_key, (history, shares), HISTORY_CACHE_SECONDS)
         cur.execute(
             "SELECT h.name, k.key, k.value, "  # noqa: S608
             "floor(extract(epoch FROM h.first_at - %(recent_start)s) / %(bin_seconds)s)::int AS bin, "

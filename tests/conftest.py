@@ -49,6 +49,15 @@ def viewer_client(tenant):
     return _member_client(tenant, Membership.Role.VIEWER)
 
 
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    """Each test starts with an empty cache: the Redis database outlives the session, and a new test
+    database reuses primary keys that cached entries (rate-limit windows, detector history) name."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def collected_static(tmp_path_factory):
     """Collect static files once, with the manifest storage production uses (test_settings)."""

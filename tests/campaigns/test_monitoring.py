@@ -250,3 +250,28 @@ def test_the_pages_list_show_and_confirm_with_role_checks():
     assert (
         "Did the notice prevent contacts?" in admin.get(f"/t/mon/incidents/{incident.pk}/").content.decode()
     )
+
+
+@pytest.mark.django_db
+def test_runs_within_an_hour_share_the_history_reads_and_see_the_same_thing():
+    from django.core.cache import cache
+    from django.test.utils import CaptureQueriesContext
+
+    tenant = TenantFactory(slug="mon")
+    _suspected_world(tenant)
+    first, second = MID - timedelta(minutes=50), MID - timedelta(minutes=5)  # the same hour
+    detect(tenant=tenant, as_of=first)
+    with CaptureQueriesContext(connection) as cached_run:
+        cached = detect(tenant=tenant, as_of=second)
+    cache.clear()
+    with CaptureQueriesContext(connection) as fresh_run:
+        fresh = detect(tenant=tenant, as_of=second)
+    assert len(cached_run) < len(fresh_run)  # the 28-day history was not read again
+    assert [(s.series.signal, s.series.segment, s.observed) for s in cached.spikes] == [
+        (s.series.signal, s.series.segment, s.observed) for s in fresh.spikes
+    ]
+    assert cached.spikes  # the planted outage, seen through the cached history too
+    assert cached.alphas == fresh.alphas
+    assert cached.series.keys() == fresh.series.keys()
+    for key, s in fresh.series.items():
+        assert list(cached.series[key].expected) == pytest.approx(list(s.expected)), key
