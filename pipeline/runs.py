@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from accounts.models import Tenant
 from pipeline.steps import STEP_NAMES, STEPS
+from proactive.maintenance import analyze_stale_tables
 from proactive.models import PipelineRun
 
 # A claimed run that has been "running" this long died with its worker: it may be taken over.
@@ -84,6 +85,7 @@ def run_steps(run: PipelineRun, names: tuple[str, ...] = STEP_NAMES) -> bool:
     if unknown:
         raise ValueError(f"unknown pipeline steps: {sorted(unknown)}")
     tenant = run.tenant
+    analyze_stale_tables()  # plans from statistics that know this tenant's latest bulk load
     for step in STEPS:
         if step.name not in names or (step.train_only and run.kind != PipelineRun.Kind.TRAIN):
             continue

@@ -14,6 +14,9 @@ SCHEDULE: dict[str, tuple[str, int]] = {
     # Rollup deltas appended by ingestion are folded into the daily rollups (readers that must be
     # exact add the pending ones themselves; this keeps them few).
     "proactive:rollups_fold": ("proactive.rollups_fold", 10),
+    # Tables that changed a lot since their last ANALYZE are analyzed (planner statistics, also
+    # where autovacuum is off or has not caught up with a bulk load).
+    "proactive:analyze_stale_tables": ("proactive.analyze_stale_tables", 60),
     # Each tick enqueues the tenants whose scoring window (Tenant.scoring_interval_minutes) has no run.
     "proactive:schedule_scoring": ("proactive.schedule_scoring", 300),
     # Each tick enqueues the tenants whose training window (Tenant.training_interval_days) has no run.
