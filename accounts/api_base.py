@@ -16,11 +16,13 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.pagination import BasePagination, CursorPagination, _positive_int
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import BaseThrottle
 from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from accounts.api_auth import KeyPrincipal
 from accounts.models import Tenant
+from accounts.rate_limits import BACKTEST_BUDGET, PREVIEW_BUDGET, Budget, tenant_key
 
 
 def contract_list_schema(schema: dict) -> dict:
@@ -194,6 +196,30 @@ class TenantAPIView(GenericAPIView):
         if page is None:
             raise AssertionError(f"{type(self).__name__} needs a pagination_class")
         return page
+
+
+class TenantBudgetThrottle(BaseThrottle):
+    """One hit per request on `budget`, keyed by the server key's tenant (a 429 with
+    Retry-After once the tenant's budget for the minute is spent)."""
+
+    budget: Budget
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        if not isinstance(request.user, KeyPrincipal):
+            return True
+        self._wait = self.budget.wait(tenant_key(request.user.tenant.pk))
+        return not self._wait
+
+    def wait(self) -> float | None:
+        return getattr(self, "_wait", 60)
+
+
+class PreviewThrottle(TenantBudgetThrottle):
+    budget = PREVIEW_BUDGET
+
+
+class BacktestThrottle(TenantBudgetThrottle):
+    budget = BACKTEST_BUDGET
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
