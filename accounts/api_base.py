@@ -13,7 +13,7 @@ from django.db.models import Q, QuerySet
 from rest_framework import status
 from rest_framework.exceptions import NotAuthenticated, NotFound, ParseError, PermissionDenied
 from rest_framework.generics import GenericAPIView
-from rest_framework.pagination import BasePagination, CursorPagination, _positive_int
+from rest_framework.pagination import BasePagination, CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
@@ -34,6 +34,21 @@ def contract_list_schema(schema: dict) -> dict:
     }
 
 
+def limit_param(request: Request, name: str, default: int, maximum: int) -> int:
+    """`limit` as the schema documents it: a whole number from 1 to `maximum`, else a 400 (it
+    was silently replaced by the default or the maximum, so a client's mistake went unseen)."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= maximum:
+        raise ParseError(f"{name} must be a whole number from 1 to {maximum}.")
+    return value
+
+
 class ContractCursorPagination(CursorPagination):
     """`{"results": [...], "next": url|null}` as the contract says."""
 
@@ -44,6 +59,9 @@ class ContractCursorPagination(CursorPagination):
 
     def get_paginated_response(self, data: Any) -> Response:
         return Response({"results": data, "next": self.get_next_link()})
+
+    def get_page_size(self, request: Request) -> int | None:
+        return limit_param(request, self.page_size_query_param, self.page_size, self.max_page_size)
 
     def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> Any:
         self._model = queryset.model
@@ -89,12 +107,7 @@ class KeysetPagination(BasePagination):
     cursor_query_param = "cursor"
 
     def _limit(self, request: Request) -> int:
-        try:
-            return _positive_int(
-                request.query_params[self.page_size_query_param], strict=True, cutoff=self.max_page_size
-            )
-        except (KeyError, ValueError):
-            return self.page_size
+        return limit_param(request, self.page_size_query_param, self.page_size, self.max_page_size)
 
     def _decode(self, raw: str | None) -> tuple[float, int] | None:
         if raw is None:
@@ -196,6 +209,32 @@ class TenantAPIView(GenericAPIView):
         if page is None:
             raise AssertionError(f"{type(self).__name__} needs a pagination_class")
         return page
+
+
+def add_auth_errors(result: dict, **kwargs: Any) -> dict:
+    """drf-spectacular postprocessing hook: every operation that needs a server key answers 401
+    `{"detail"}` without a valid one (DRF does, before the view runs), so the schema says so."""
+    error = {"type": "object", "required": ["detail"], "properties": {"detail": {"type": "string"}}}
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            if not isinstance(operation, dict) or not operation.get("security"):
+                continue
+            if any(p.get("name") == "limit" for p in operation.get("parameters", [])):
+                operation["responses"].setdefault(
+                    "400",
+                    {
+                        "description": "Invalid query (limit out of range)",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                )
+            operation["responses"].setdefault(
+                "401",
+                {
+                    "description": "Missing or invalid server key",
+                    "content": {"application/json": {"schema": error}},
+                },
+            )
+    return result
 
 
 class TenantBudgetThrottle(BaseThrottle):

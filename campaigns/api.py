@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import UnsupportedMediaType
 from rest_framework.request import Request
@@ -61,7 +61,17 @@ def _text(condition: Any, path: str) -> str:
         return f"invalid: {exc}"
 
 
-WINDOW_DAYS = OpenApiParameter("window_days", int, required=False)
+class WindowQuerySerializer(serializers.Serializer):
+    """The query of the effectiveness reads, with the bounds `_int_param` enforces."""
+
+    window_days = serializers.IntegerField(required=False, min_value=1, max_value=365)
+
+
+class BacktestQuerySerializer(WindowQuerySerializer):
+    days = serializers.IntegerField(required=False, min_value=1, max_value=90)
+
+
+WINDOW_DAYS = WindowQuerySerializer
 
 
 class NewestFirst(ContractCursorPagination):
@@ -233,7 +243,7 @@ class PlaybookBacktestView(PlaybookObjectMixin, TenantAPIView):
     throttle_classes = [BacktestThrottle]
 
     @extend_schema(
-        parameters=[WINDOW_DAYS, OpenApiParameter("days", int, required=False)],
+        parameters=[BacktestQuerySerializer],
         responses={200: BacktestOutSerializer, 400: BAD_REQUEST, 404: NOT_FOUND, 429: TOO_MANY},
     )
     def get(self, request: Request, playbook_id: str) -> Response:

@@ -256,6 +256,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "campaigns.inbox_schema.add_inbox",
+        "accounts.api_base.add_auth_errors",
     ],
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024

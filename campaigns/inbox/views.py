@@ -85,6 +85,12 @@ def _json(status: int, payload: dict | bytes, origin: str | None = None) -> Http
     return response
 
 
+def _not_allowed(allow: str) -> HttpResponse:
+    response = _json(405, {"detail": "method not allowed"})
+    response["Allow"] = allow
+    return response
+
+
 def _preflight(request: HttpRequest) -> HttpResponse:
     origin = request.headers.get("Origin", "")
     response = HttpResponse(status=204)
@@ -142,7 +148,7 @@ def inbox_list(request: HttpRequest) -> HttpResponse:
     if request.method == "OPTIONS":
         return _preflight(request)
     if request.method != "GET":
-        return _json(405, {"detail": "method not allowed"})
+        return _not_allowed("GET, OPTIONS")
     guarded = _guarded(request)
     if isinstance(guarded, HttpResponse):
         return guarded
@@ -156,7 +162,7 @@ def inbox_event(request: HttpRequest, outreach_id: uuid.UUID) -> HttpResponse:
     if request.method == "OPTIONS":
         return _preflight(request)
     if request.method != "POST":
-        return _json(405, {"detail": "method not allowed"})
+        return _not_allowed("POST, OPTIONS")
     guarded = _guarded(request)
     if isinstance(guarded, HttpResponse):
         return guarded
