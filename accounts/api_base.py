@@ -93,6 +93,13 @@ class ContractCursorPagination(CursorPagination):
     def get_paginated_response_schema(self, schema: dict) -> dict:
         return contract_list_schema(schema)
 
+    def get_schema_operation_parameters(self, view: Any) -> list[dict]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"] = {"type": "integer", "minimum": 1, "maximum": self.max_page_size}
+        return parameters
+
 
 class KeysetPagination(BasePagination):
     """Descending keyset pages over (`key_field`, pk): every row exactly once, however many share
