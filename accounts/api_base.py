@@ -35,8 +35,9 @@ def contract_list_schema(schema: dict) -> dict:
 
 
 def limit_param(request: Request, name: str, default: int, maximum: int) -> int:
-    """`limit` as the schema documents it: a whole number from 1 to `maximum`, else a 400 (it
-    was silently replaced by the default or the maximum, so a client's mistake went unseen)."""
+    """`limit` as the schema documents it: a whole number of at least 1, else a 400 (it was
+    silently replaced by the default, so a client's mistake went unseen); above `maximum` it is
+    capped, as the contract says."""
     raw = request.query_params.get(name)
     if raw is None:
         return default
@@ -44,9 +45,9 @@ def limit_param(request: Request, name: str, default: int, maximum: int) -> int:
         value = int(raw)
     except ValueError:
         value = 0
-    if not 1 <= value <= maximum:
-        raise ParseError(f"{name} must be a whole number from 1 to {maximum}.")
-    return value
+    if value < 1:
+        raise ParseError(f"{name} must be a whole number of at least 1.")
+    return min(value, maximum)  # the contract caps it ("at most 1000"), as it always did
 
 
 class ContractCursorPagination(CursorPagination):
@@ -97,7 +98,10 @@ class ContractCursorPagination(CursorPagination):
         parameters = super().get_schema_operation_parameters(view)
         for parameter in parameters:
             if parameter["name"] == self.page_size_query_param:
-                parameter["schema"] = {"type": "integer", "minimum": 1, "maximum": self.max_page_size}
+                parameter["schema"] = {"type": "integer", "minimum": 1}
+                parameter["description"] = (
+                    f"Page size; at most {self.max_page_size} (larger values are capped)."
+                )
         return parameters
 
 
@@ -171,7 +175,8 @@ class KeysetPagination(BasePagination):
                 "name": self.page_size_query_param,
                 "required": False,
                 "in": "query",
-                "schema": {"type": "integer", "minimum": 1, "maximum": self.max_page_size},
+                "schema": {"type": "integer", "minimum": 1},
+                "description": f"Page size; at most {self.max_page_size} (larger values are capped).",
             },
         ]
 
@@ -226,6 +231,14 @@ def add_auth_errors(result: dict, **kwargs: Any) -> dict:
         for operation in operations.values():
             if not isinstance(operation, dict) or not operation.get("security"):
                 continue
+            if any(p.get("name") == "cursor" for p in operation.get("parameters", [])):
+                operation["responses"].setdefault(
+                    "404",
+                    {
+                        "description": "Invalid cursor",
+                        "content": {"application/json": {"schema": error}},
+                    },
+                )
             if any(p.get("name") == "limit" for p in operation.get("parameters", [])):
                 operation["responses"].setdefault(
                     "400",
