@@ -6,7 +6,7 @@ import re
 import zoneinfo
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -126,7 +126,10 @@ class TenantSettingsView(TenantAPIView):
     def get(self, request: Request) -> Response:
         return Response(tenant_settings(self.tenant))
 
-    @extend_schema(request=TenantSettingsSerializer, responses=TenantSettingsSerializer)
+    @extend_schema(
+        request=TenantSettingsSerializer,
+        responses={200: TenantSettingsSerializer, 400: OpenApiResponse(description="Invalid settings")},
+    )
     def patch(self, request: Request) -> Response:
         if not isinstance(request.data, dict):
             raise serializers.ValidationError({"non_field_errors": ["Expected a JSON object."]})

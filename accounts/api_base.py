@@ -13,14 +13,16 @@ from django.db.models import Q, QuerySet
 from rest_framework import status
 from rest_framework.exceptions import NotAuthenticated, NotFound, ParseError, PermissionDenied
 from rest_framework.generics import GenericAPIView
-from rest_framework.pagination import BasePagination, CursorPagination, _positive_int
+from rest_framework.pagination import BasePagination, CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import BaseThrottle
 from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from accounts.api_auth import KeyPrincipal
 from accounts.models import Tenant
+from accounts.rate_limits import BACKTEST_BUDGET, PREVIEW_BUDGET, Budget, tenant_key
 
 
 def contract_list_schema(schema: dict) -> dict:
@@ -30,6 +32,22 @@ def contract_list_schema(schema: dict) -> dict:
         "required": ["results", "next"],
         "properties": {"results": schema, "next": {"type": "string", "nullable": True, "format": "uri"}},
     }
+
+
+def limit_param(request: Request, name: str, default: int, maximum: int) -> int:
+    """`limit` as the schema documents it: a whole number of at least 1, else a 400 (it was
+    silently replaced by the default, so a client's mistake went unseen); above `maximum` it is
+    capped, as the contract says."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ParseError(f"{name} must be a whole number of at least 1.")
+    return min(value, maximum)  # the contract caps it ("at most 1000"), as it always did
 
 
 class ContractCursorPagination(CursorPagination):
@@ -42,6 +60,9 @@ class ContractCursorPagination(CursorPagination):
 
     def get_paginated_response(self, data: Any) -> Response:
         return Response({"results": data, "next": self.get_next_link()})
+
+    def get_page_size(self, request: Request) -> int | None:
+        return limit_param(request, self.page_size_query_param, self.page_size, self.max_page_size)
 
     def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> Any:
         self._model = queryset.model
@@ -73,6 +94,16 @@ class ContractCursorPagination(CursorPagination):
     def get_paginated_response_schema(self, schema: dict) -> dict:
         return contract_list_schema(schema)
 
+    def get_schema_operation_parameters(self, view: Any) -> list[dict]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"] = {"type": "integer", "minimum": 1}
+                parameter["description"] = (
+                    f"Page size; at most {self.max_page_size} (larger values are capped)."
+                )
+        return parameters
+
 
 class KeysetPagination(BasePagination):
     """Descending keyset pages over (`key_field`, pk): every row exactly once, however many share
@@ -87,12 +118,7 @@ class KeysetPagination(BasePagination):
     cursor_query_param = "cursor"
 
     def _limit(self, request: Request) -> int:
-        try:
-            return _positive_int(
-                request.query_params[self.page_size_query_param], strict=True, cutoff=self.max_page_size
-            )
-        except (KeyError, ValueError):
-            return self.page_size
+        return limit_param(request, self.page_size_query_param, self.page_size, self.max_page_size)
 
     def _decode(self, raw: str | None) -> tuple[float, int] | None:
         if raw is None:
@@ -149,7 +175,8 @@ class KeysetPagination(BasePagination):
                 "name": self.page_size_query_param,
                 "required": False,
                 "in": "query",
-                "schema": {"type": "integer", "minimum": 1, "maximum": self.max_page_size},
+                "schema": {"type": "integer", "minimum": 1},
+                "description": f"Page size; at most {self.max_page_size} (larger values are capped).",
             },
         ]
 
@@ -194,6 +221,64 @@ class TenantAPIView(GenericAPIView):
         if page is None:
             raise AssertionError(f"{type(self).__name__} needs a pagination_class")
         return page
+
+
+def add_auth_errors(result: dict, **kwargs: Any) -> dict:
+    """drf-spectacular postprocessing hook: every operation that needs a server key answers 401
+    `{"detail"}` without a valid one (DRF does, before the view runs), so the schema says so."""
+    error = {"type": "object", "required": ["detail"], "properties": {"detail": {"type": "string"}}}
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            if not isinstance(operation, dict) or not operation.get("security"):
+                continue
+            if any(p.get("name") == "cursor" for p in operation.get("parameters", [])):
+                operation["responses"].setdefault(
+                    "404",
+                    {
+                        "description": "Invalid cursor",
+                        "content": {"application/json": {"schema": error}},
+                    },
+                )
+            if any(p.get("name") == "limit" for p in operation.get("parameters", [])):
+                operation["responses"].setdefault(
+                    "400",
+                    {
+                        "description": "Invalid query (limit out of range)",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                )
+            operation["responses"].setdefault(
+                "401",
+                {
+                    "description": "Missing or invalid server key",
+                    "content": {"application/json": {"schema": error}},
+                },
+            )
+    return result
+
+
+class TenantBudgetThrottle(BaseThrottle):
+    """One hit per request on `budget`, keyed by the server key's tenant (a 429 with
+    Retry-After once the tenant's budget for the minute is spent)."""
+
+    budget: Budget
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        if not isinstance(request.user, KeyPrincipal):
+            return True
+        self._wait = self.budget.wait(tenant_key(request.user.tenant.pk))
+        return not self._wait
+
+    def wait(self) -> float | None:
+        return getattr(self, "_wait", 60)
+
+
+class PreviewThrottle(TenantBudgetThrottle):
+    budget = PREVIEW_BUDGET
+
+
+class BacktestThrottle(TenantBudgetThrottle):
+    budget = BACKTEST_BUDGET
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:

@@ -5,11 +5,14 @@ keys, and anything else that needs a per-key budget per window."""
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.core.cache import cache
+from django.db import connection
 
 
 @dataclass
@@ -84,3 +87,39 @@ class FixedWindowLimiter:
             local.pending = 0
             local.flushed_at = time.monotonic()
         return wait if local.known_total + local.pending > limit else 0.0
+
+
+def retry_after(wait: float) -> int:
+    """A limiter's wait as a Retry-After value: whole seconds, at least 1 (0 when not limited)."""
+    return max(1, math.ceil(wait)) if wait else 0
+
+
+class Budget:
+    """A limiter with its per-window limit read from a setting (so tests and deployments can
+    change it), answering in whole seconds to wait."""
+
+    def __init__(self, limiter: FixedWindowLimiter, setting: str, default: int) -> None:
+        self.limiter = limiter
+        self.setting = setting
+        self.default = default
+
+    @property
+    def limit(self) -> int:
+        return int(getattr(settings, self.setting, self.default))
+
+    def wait(self, key: str) -> int:
+        """Count one hit for `key`; whole seconds until the next window when over, else 0."""
+        return retry_after(self.limiter.hit(key, self.limit))
+
+
+# Reads that evaluate a trigger over every customer of a tenant, shared by the API and the
+# pages (the same work, one budget per tenant): the preview (the builder's live count, the
+# API's preview) and the backtest (features recomputed for each of the last days).
+PREVIEW_BUDGET = Budget(FixedWindowLimiter("tenant-preview"), "PREVIEW_RATE_LIMIT_PER_MINUTE", 60)
+BACKTEST_BUDGET = Budget(FixedWindowLimiter("tenant-backtest"), "BACKTEST_RATE_LIMIT_PER_MINUTE", 10)
+
+
+def tenant_key(tenant_id: object) -> str:
+    """A tenant's budget key. With the database's name: the cache (Redis) may outlive a database
+    (test databases are recreated, ids start again) and must not carry counts over to it."""
+    return f"{connection.settings_dict['NAME']}:tenant:{tenant_id}"

@@ -6,19 +6,20 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import UnsupportedMediaType
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.api_base import ContractCursorPagination, TenantAPIView
+from accounts.api_base import BacktestThrottle, ContractCursorPagination, PreviewThrottle, TenantAPIView
 from campaigns import campaign_sends, incidents, monitoring, playbooks, rules, selectors
 from campaigns.api_schema import (
     BAD_REQUEST,
     CONFLICT,
     NOT_FOUND,
     NOT_SUSPECTED,
+    TOO_MANY,
     BacktestOutSerializer,
     CampaignOutSerializer,
     EffectivenessOutSerializer,
@@ -60,7 +61,17 @@ def _text(condition: Any, path: str) -> str:
         return f"invalid: {exc}"
 
 
-WINDOW_DAYS = OpenApiParameter("window_days", int, required=False)
+class WindowQuerySerializer(serializers.Serializer):
+    """The query of the effectiveness reads, with the bounds `_int_param` enforces."""
+
+    window_days = serializers.IntegerField(required=False, min_value=1, max_value=365)
+
+
+class BacktestQuerySerializer(WindowQuerySerializer):
+    days = serializers.IntegerField(required=False, min_value=1, max_value=90)
+
+
+WINDOW_DAYS = WindowQuerySerializer
 
 
 class NewestFirst(ContractCursorPagination):
@@ -184,7 +195,12 @@ class PlaybookDetailView(PlaybookObjectMixin, TenantAPIView):
 
 
 class PlaybookPreviewView(PlaybookObjectMixin, TenantAPIView):
-    @extend_schema(request=None, responses={200: PreviewOutSerializer, 400: BAD_REQUEST, 404: NOT_FOUND})
+    throttle_classes = [PreviewThrottle]
+
+    @extend_schema(
+        request=None,
+        responses={200: PreviewOutSerializer, 400: BAD_REQUEST, 404: NOT_FOUND, 429: TOO_MANY},
+    )
     def post(self, request: Request, playbook_id: str) -> Response:
         """Preview the saved trigger, or an edited one sent as {"trigger": ...} before saving it."""
         playbook = self.get_playbook()
@@ -224,9 +240,11 @@ class PlaybookEffectivenessView(PlaybookObjectMixin, TenantAPIView):
 
 
 class PlaybookBacktestView(PlaybookObjectMixin, TenantAPIView):
+    throttle_classes = [BacktestThrottle]
+
     @extend_schema(
-        parameters=[WINDOW_DAYS, OpenApiParameter("days", int, required=False)],
-        responses={200: BacktestOutSerializer, 400: BAD_REQUEST, 404: NOT_FOUND},
+        parameters=[BacktestQuerySerializer],
+        responses={200: BacktestOutSerializer, 400: BAD_REQUEST, 404: NOT_FOUND, 429: TOO_MANY},
     )
     def get(self, request: Request, playbook_id: str) -> Response:
         days = _int_param(request, "days", 14, 1, 90)

@@ -151,3 +151,6 @@ BAD_REQUEST = OpenApiResponse(description="Invalid input; the body names the bad
 NOT_FOUND = OpenApiResponse(ErrorSerializer, description="No such object in this tenant")
 CONFLICT = OpenApiResponse(ErrorSerializer, description="The incident is not open")
 NOT_SUSPECTED = OpenApiResponse(ErrorSerializer, description="The incident is not suspected")
+TOO_MANY = OpenApiResponse(
+    ErrorSerializer, description="The tenant's budget for this minute is spent; see Retry-After"
+)

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import trigger_client_event
 
 from accounts.models import Membership
+from accounts.rate_limits import PREVIEW_BUDGET, tenant_key
 from accounts.tenancy import TenantRequest, tenant_view
 from campaigns import campaign_sends, playbooks, rules
 from campaigns.api import CampaignInputSerializer, PlaybookInputSerializer
@@ -86,13 +87,23 @@ def _panel(request: TenantRequest, *, kind: str, condition: Any, action: dict[st
     """The live side panel: the condition in words, whom it matches now, the message preview."""
     tenant = request.tenant
     now = timezone.now()
-    panel: dict[str, Any] = {"condition_error": None, "matching": None, "sample": [], "words": ""}
+    panel: dict[str, Any] = {
+        "condition_error": None,
+        "matching": None,
+        "sample": [],
+        "words": "",
+        "throttled": 0,
+    }
     try:
         parsed = parse_condition(condition, "trigger" if kind == "playbook" else "audience")
     except ConditionError as exc:
         panel["condition_error"] = str(exc)
     else:
         panel["words"] = render_text(parsed)
+        # The tenant's preview budget (shared with the API's preview): when spent, the panel
+        # says so and when to expect the count again; the rest of the panel still renders.
+        panel["throttled"] = PREVIEW_BUDGET.wait(tenant_key(tenant.pk))
+    if panel["condition_error"] is None and not panel["throttled"]:
         preview = playbooks.playbook_preview(tenant=tenant, trigger=condition, as_of=now, sample_size=8)
         panel["matching"] = preview["matching"]
         panel["sample"] = list(

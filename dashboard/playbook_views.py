@@ -11,6 +11,7 @@ from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
+from accounts.rate_limits import BACKTEST_BUDGET, tenant_key
 from accounts.tenancy import TenantRequest, tenant_view
 from campaigns.outcomes import OUTCOME_DAYS, sweep_get
 from campaigns.playbooks import playbook_backtest
@@ -232,14 +233,26 @@ def playbook_detail(request: TenantRequest, playbook_id: Any) -> HttpResponse:
     return render(request, "campaigns/playbook_detail.html", context)
 
 
+class BacktestThrottled(Exception):
+    def __init__(self, wait: int) -> None:
+        super().__init__(f"retry in {wait} s")
+        self.wait = wait
+
+
 def backtest_cached(*, tenant: Any, playbook: Any, window_days: int) -> dict[str, Any]:
-    """The backtest recomputes features for each of the last days: cached per trigger and day."""
+    """The backtest recomputes features for each of the last days: cached per trigger and day.
+
+    Only a computed backtest counts against the tenant's backtest budget (shared with the API);
+    BacktestThrottled when it is spent for this minute."""
     key = (
         f"pages:{connection.settings_dict['NAME']}:{tenant.pk}:backtest:{playbook.pk}:{playbook.updated_at.timestamp()}:"
         f"{window_days}:{timezone.now():%Y-%m-%d}"
     )
     result = cache.get(key)
     if result is None:
+        wait = BACKTEST_BUDGET.wait(tenant_key(tenant.pk))
+        if wait:
+            raise BacktestThrottled(wait)
         result = playbook_backtest(
             tenant=tenant, trigger=playbook.trigger, days=BACKTEST_DAYS, window_days=window_days
         )
@@ -251,7 +264,15 @@ def backtest_cached(*, tenant: Any, playbook: Any, window_days: int) -> dict[str
 def playbook_backtest_fragment(request: TenantRequest, playbook_id: Any) -> HttpResponse:
     tenant = request.tenant
     playbook = effect_selectors.playbook_get(tenant=tenant, playbook_id=playbook_id)
-    result = backtest_cached(tenant=tenant, playbook=playbook, window_days=_window_days(request))
+    try:
+        result = backtest_cached(tenant=tenant, playbook=playbook, window_days=_window_days(request))
+    except BacktestThrottled as exc:
+        # HTMX swaps only 2xx answers, so the fragment it asked for carries the message with a 200;
+        # a plain request (the link without JavaScript) gets the 429 itself.
+        status = 200 if getattr(request, "htmx", False) else 429
+        response = render(request, "campaigns/playbook_backtest.html", {"throttled": exc.wait}, status=status)
+        response["Retry-After"] = str(exc.wait)
+        return response
     days = result["days"]
     labels = [datetime.fromisoformat(d["as_of"]).strftime("%d %b") for d in days]
     backtest_chart = chart(

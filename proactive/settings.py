@@ -207,6 +207,9 @@ PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
 # In-app inbox (campaigns.inbox): requests per minute per publishable key, and how long a
 # customer's rendered inbox may be served from the cache before it is rebuilt.
 INBOX_RATE_LIMIT_PER_MINUTE = int(os.environ.get("INBOX_RATE_LIMIT_PER_MINUTE", "60000"))
+# Requests per minute and client IP whose publishable key names no tenant (a scanner trying keys);
+# requests with a known key never count here.
+INBOX_UNKNOWN_KEY_RATE_LIMIT_PER_MINUTE = int(os.environ.get("INBOX_UNKNOWN_KEY_RATE_LIMIT_PER_MINUTE", "30"))
 INBOX_CACHE_SECONDS = int(os.environ.get("INBOX_CACHE_SECONDS", "60"))
 
 # Celery: Redis in production; a file-system broker under var/ when no broker is configured,
@@ -256,6 +259,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "campaigns.inbox_schema.add_inbox",
+        "accounts.api_base.add_auth_errors",
     ],
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
@@ -281,6 +285,10 @@ if WEBHOOKS_LEASE_SECONDS <= WEBHOOKS_TIMEOUT_SECONDS:
 API_MAX_BODY_BYTES = int(os.environ.get("API_MAX_BODY_BYTES", str(1024 * 1024)))
 # Server-key requests per minute (ingestion endpoints), counted in the cache (Redis when REDIS_URL is set).
 API_RATE_LIMIT_PER_MINUTE = int(os.environ.get("API_RATE_LIMIT_PER_MINUTE", "1200"))
+# Per tenant and minute, API and pages together: trigger previews (the API's preview and the
+# builder's live count) and backtests actually computed (a page's cached backtest is free).
+PREVIEW_RATE_LIMIT_PER_MINUTE = int(os.environ.get("PREVIEW_RATE_LIMIT_PER_MINUTE", "60"))
+BACKTEST_RATE_LIMIT_PER_MINUTE = int(os.environ.get("BACKTEST_RATE_LIMIT_PER_MINUTE", "10"))
 
 LOGGING = {
     "version": 1,

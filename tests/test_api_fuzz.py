@@ -5,7 +5,10 @@ and each method its view implements must be in `/api/schema/` with a response bo
 (and a request body schema for writes). `test_fuzzing_finds_no_server_error_or_schema_violation`
 runs schemathesis over every operation, positive and negative input, authenticated as the
 tenant's server key (and, for the inbox, as a customer: publishable key + JWT), against
-real objects of that tenant, and fails on any 5xx or response that breaks the schema.
+real objects of that tenant, through schemathesis's examples, coverage and fuzzing phases, with
+every check schemathesis has (ALL_CHECKS): valid-by-schema input must be accepted and invalid
+input rejected, every status, content type, header and body must be as documented, methods not
+in the schema must answer 405, and auth must not be ignored.
 """
 
 from __future__ import annotations
@@ -20,10 +23,9 @@ from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from django.urls import resolve
 from django.utils import timezone
-from hypothesis import HealthCheck, given, settings
-from schemathesis.checks import not_a_server_error
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import CHECKS, load_all_checks
 from schemathesis.generation.modes import GenerationMode
-from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
 from accounts.services import api_key_create
 from campaigns.inbox import identity as inbox_identity
@@ -48,7 +50,46 @@ NO_BODY = {
     ("/api/v1/incidents/{incident_id}/confirm", "post"),
     ("/api/v1/incidents/{incident_id}/dismiss", "post"),
 }
-EXAMPLES = 10
+EXAMPLES = 10  # fuzzing examples per operation (the coverage and examples phases add their own)
+
+load_all_checks()
+# Every check schemathesis has: server errors, status code / content type / headers / body
+# conformance, positive data accepted, negative data rejected, missing required headers,
+# unsupported methods (405 with Allow), ignored auth, use after free, resource availability...
+ALL_CHECKS = CHECKS.get_all()
+# Checks left out for one operation, each with why.
+# The batch endpoints answer 200 with per-record errors by contract (DESIGN.md: "good records are
+# stored even when others in the batch are bad"), so a schema-invalid record is not a rejection.
+PER_RECORD_ERRORS = {"negative_data_rejection"}
+# Not yet fixed (the schema is looser than the validation): nullable/free-form condition and
+# action bodies, url length, the tenant PATCH's timezone and the incident filters accept
+# schema-valid values the serializers refuse. Tracked; excluded only for these operations.
+SCHEMA_LOOSER_THAN_VALIDATION = {"positive_data_acceptance"}
+EXCLUDED: dict[tuple[str, str], set[str]] = {
+    ("/api/v1/customers/batch", "post"): PER_RECORD_ERRORS,
+    ("/api/v1/signals/batch", "post"): PER_RECORD_ERRORS,
+    **{
+        (path, "post"): PER_RECORD_ERRORS | SCHEMA_LOOSER_THAN_VALIDATION
+        for path in (
+            f"/ingest/segment/v1/{kind}" for kind in ("batch", "track", "identify", "page", "screen")
+        )
+    },
+    ("/api/v1/campaigns", "post"): SCHEMA_LOOSER_THAN_VALIDATION,
+    ("/api/v1/incidents", "post"): SCHEMA_LOOSER_THAN_VALIDATION,
+    ("/api/v1/incidents", "get"): SCHEMA_LOOSER_THAN_VALIDATION,
+    ("/api/v1/outreach", "get"): SCHEMA_LOOSER_THAN_VALIDATION,
+    ("/api/v1/playbooks", "post"): SCHEMA_LOOSER_THAN_VALIDATION,
+    ("/api/v1/playbooks/{playbook_id}", "patch"): SCHEMA_LOOSER_THAN_VALIDATION,
+    ("/api/v1/webhooks", "post"): SCHEMA_LOOSER_THAN_VALIDATION,
+    ("/api/v1/tenant", "patch"): SCHEMA_LOOSER_THAN_VALIDATION,
+    # NOT FIXED YET: `?status=` (empty) is read as "no filter", `?active=null` and a repeated
+    # `window_days` are read leniently, where the schema calls them invalid.
+    ("/api/v1/campaigns/{campaign_id}/effectiveness", "get"): {"negative_data_rejection"},
+    ("/api/v1/models", "get"): {"negative_data_rejection"},
+    ("/api/v1/scores", "get"): SCHEMA_LOOSER_THAN_VALIDATION,  # NOT FIXED YET: `?cursor=` is a 400
+}
+EXCLUDED[("/api/v1/incidents", "get")] = SCHEMA_LOOSER_THAN_VALIDATION | {"negative_data_rejection"}
+EXCLUDED[("/api/v1/outreach", "get")] = SCHEMA_LOOSER_THAN_VALIDATION | {"negative_data_rejection"}
 
 
 def openapi_path(route: str) -> str:
@@ -150,18 +191,6 @@ def _headers(path: str, world: dict) -> dict[str, str]:
     return {"Authorization": f"Bearer {world['key']}"}
 
 
-def fuzz(strategy, headers: dict[str, str]) -> None:
-    checks = [not_a_server_error, response_schema_conformance, content_type_conformance]
-
-    @given(case=strategy)
-    @settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-    def run(case):
-        response = case.call(headers=headers)
-        case.validate_response(response, checks=checks)
-
-    run()
-
-
 @pytest.fixture
 def keep_test_connection():
     """The WSGI handler closes the DB connection after each request, as in production; the
@@ -173,16 +202,41 @@ def keep_test_connection():
     signals.request_finished.connect(close_old_connections)
 
 
-def test_fuzzing_finds_no_server_error_or_schema_violation(fuzz_world, keep_test_connection):
+@pytest.fixture
+def fuzz_schema(fuzz_world, keep_test_connection, settings, request):
+    # schemathesis 4.32's lazy schema reads `node._nodeid`, which pytest 9 no longer has.
+    if not hasattr(request.node, "_nodeid"):
+        request.node._nodeid = request.node.nodeid
+    # The fuzzer is one client sending thousands of requests a minute: not what the limits are
+    # for (tests/accounts/test_expensive_limits.py covers them).
+    settings.PREVIEW_RATE_LIMIT_PER_MINUTE = settings.BACKTEST_RATE_LIMIT_PER_MINUTE = 10**9
+    settings.INBOX_UNKNOWN_KEY_RATE_LIMIT_PER_MINUTE = 10**9
     schema = schemathesis.openapi.from_wsgi("/api/schema/", get_wsgi_application())
-    ran = []
-    for result in schema.get_all_operations():
-        operation = result.ok()
-        params = {
-            name: value for name, value in fuzz_world["params"].items() if "{" + name + "}" in operation.path
-        }
-        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            strategy = operation.as_strategy(generation_mode=mode, path_parameters=params or None)
-            fuzz(strategy, _headers(operation.path, fuzz_world))
-        ran.append(f"{operation.method.upper()} {operation.path}")
-    assert len(ran) >= 25, ran
+    schema.config.update(parameters={f"path.{name}": value for name, value in fuzz_world["params"].items()})
+    schema.config.generation.update(modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+    return schema
+
+
+fuzzed = schemathesis.pytest.from_fixture("fuzz_schema")
+CASES: dict[str, int] = {}
+
+
+@fuzzed.parametrize()
+@settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+def test_fuzzing_finds_no_server_error_or_schema_violation(case, fuzz_world):
+    label = f"{case.operation.method.upper()} {case.operation.path}"
+    CASES[label] = CASES.get(label, 0) + 1
+    excluded = EXCLUDED.get((case.operation.path, case.method.lower()), set())
+    case.call_and_validate(
+        headers=_headers(case.operation.path, fuzz_world),
+        checks=[check for check in ALL_CHECKS if check.__name__ not in excluded],
+    )
+
+
+def test_every_operation_was_fuzzed(schema_doc):
+    """Run after the fuzzing (same module): what it covered, in numbers."""
+    operations = [(p, m) for p, ops in schema_doc["paths"].items() for m in ops if m != "parameters"]
+    cases = sum(CASES.values())
+    print(f"schemathesis: {len(CASES)} operations, {cases} cases, {len(ALL_CHECKS)} checks")
+    if CASES:  # when the fuzzing test ran in this session
+        assert len(CASES) == len(operations) >= 25, sorted(CASES)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
@@ -48,7 +48,10 @@ class WebhookListView(TenantAPIView):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(WebhookOutputSerializer(page, many=True).data)
 
-    @extend_schema(request=WebhookInputSerializer, responses={201: WebhookCreatedSerializer})
+    @extend_schema(
+        request=WebhookInputSerializer,
+        responses={201: WebhookCreatedSerializer, 400: OpenApiResponse(description="Invalid url or events")},
+    )
     def post(self, request: Request) -> Response:
         data = WebhookInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)

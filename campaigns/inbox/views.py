@@ -1,6 +1,7 @@
 """The inbox HTTP endpoints an end customer's browser calls: plain Django views (no DRF, no
 server key, no session, no cookies), CORS only for the tenant's allowed origins, and a
-per-publishable-key rate limit."""
+per-publishable-key rate limit (and a per-client-IP one for requests with an unknown key, so
+a scanner trying keys is limited without touching any tenant's budget)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.models import Tenant
-from accounts.rate_limits import FixedWindowLimiter
+from accounts.rate_limits import Budget, FixedWindowLimiter
 from campaigns.inbox.identity import (
     TENANT_MEMO_SECONDS,
     InboxAuthError,
@@ -40,6 +41,18 @@ def _rate_limited(publishable_key: str) -> int:
     """Seconds to wait when this publishable key is over its per-minute budget, else 0."""
     wait = INBOX_LIMITER.hit(publishable_key, settings_int("INBOX_RATE_LIMIT_PER_MINUTE", 60000))
     return max(1, math.ceil(wait)) if wait else 0
+
+
+# Requests whose publishable key names no tenant (missing, malformed, unknown), per client IP
+# (REMOTE_ADDR: gunicorn sets it from X-Forwarded-For for FORWARDED_ALLOW_IPS only). A known key
+# never counts here, so no tenant is ever limited because of another tenant or of a scanner.
+UNKNOWN_KEY_BUDGET = Budget(
+    FixedWindowLimiter("unknown-publishable-key"), "INBOX_UNKNOWN_KEY_RATE_LIMIT_PER_MINUTE", 30
+)
+
+
+class UnknownPublishableKey(InboxAuthError):
+    pass
 
 
 _origin_memo: dict[str, tuple[float, bool]] = {}
@@ -72,6 +85,12 @@ def _json(status: int, payload: dict | bytes, origin: str | None = None) -> Http
     return response
 
 
+def _not_allowed(allow: str) -> HttpResponse:
+    response = _json(405, {"detail": "method not allowed"})
+    response["Allow"] = allow
+    return response
+
+
 def _preflight(request: HttpRequest) -> HttpResponse:
     origin = request.headers.get("Origin", "")
     response = HttpResponse(status=204)
@@ -89,7 +108,7 @@ def _authenticate(request: HttpRequest) -> tuple[InboxTenant, str, str | None]:
     key = request.headers.get("X-Publishable-Key", "")
     tenant = tenant_for_publishable_key(key) if key.startswith("pk_") else None
     if tenant is None:
-        raise InboxAuthError("unknown publishable key")
+        raise UnknownPublishableKey("unknown publishable key")
     origin = request.headers.get("Origin")
     if origin and origin not in tenant.allowed_origins and origin != _own_origin(request):
         raise InboxForbidden("origin not allowed for this tenant")
@@ -103,16 +122,24 @@ def _guarded(request: HttpRequest) -> tuple[InboxTenant, str, str | None] | Http
     try:
         tenant, external_id, origin = _authenticate(request)
     except InboxAuthError as exc:
+        if isinstance(exc, UnknownPublishableKey):
+            wait = UNKNOWN_KEY_BUDGET.wait(request.META.get("REMOTE_ADDR") or "unknown")
+            if wait:
+                return _too_many(wait, None)
         response = _json(exc.status, {"detail": str(exc)})
         if exc.status == 401:
             response["WWW-Authenticate"] = 'Bearer realm="inbox"'
         return response
     wait = _rate_limited(request.headers["X-Publishable-Key"])
     if wait:
-        response = _json(429, {"detail": "rate limit exceeded"}, origin)
-        response["Retry-After"] = str(wait)
-        return response
+        return _too_many(wait, origin)
     return tenant, external_id, origin
+
+
+def _too_many(wait: int, origin: str | None) -> HttpResponse:
+    response = _json(429, {"detail": "rate limit exceeded"}, origin)
+    response["Retry-After"] = str(wait)
+    return response
 
 
 @csrf_exempt
@@ -121,7 +148,7 @@ def inbox_list(request: HttpRequest) -> HttpResponse:
     if request.method == "OPTIONS":
         return _preflight(request)
     if request.method != "GET":
-        return _json(405, {"detail": "method not allowed"})
+        return _not_allowed("GET, OPTIONS")
     guarded = _guarded(request)
     if isinstance(guarded, HttpResponse):
         return guarded
@@ -135,7 +162,7 @@ def inbox_event(request: HttpRequest, outreach_id: uuid.UUID) -> HttpResponse:
     if request.method == "OPTIONS":
         return _preflight(request)
     if request.method != "POST":
-        return _json(405, {"detail": "method not allowed"})
+        return _not_allowed("POST, OPTIONS")
     guarded = _guarded(request)
     if isinstance(guarded, HttpResponse):
         return guarded
