@@ -442,8 +442,9 @@ def _scored_rows(
         else:
             qs = qs.filter(Q(score__gt=s) | Q(score=s, id__gt=i))
     qs = qs.order_by("-score", "-id") if forward else qs.order_by("score", "id")
-    return list(
-        qs.values(
+    return [
+        dict(row)
+        for row in qs.values(
             "id",
             "score",
             "scored_at",
@@ -453,7 +454,7 @@ def _scored_rows(
             signed_up_at=F("customer__signed_up_at"),
             plan=KeyTextTransform("plan", "customer__attributes"),
         )[:limit]
-    )
+    ]
 
 
 def _unscored_rows(
@@ -469,12 +470,8 @@ def _unscored_rows(
     if cursor is not None and cursor.score is None:
         qs = qs.filter(id__lt=cursor.id) if forward else qs.filter(id__gt=cursor.id)
     qs = qs.order_by("-id") if forward else qs.order_by("id")
-    rows = list(
-        qs.values("id", "external_id", "name", "email", "signed_up_at", plan=KT("attributes__plan"))[:limit]
-    )
-    for row in rows:
-        row["score"] = None
-    return rows
+    values = qs.values("id", "external_id", "name", "email", "signed_up_at", plan=KT("attributes__plan"))
+    return [{**row, "score": None} for row in values[:limit]]
 
 
 def customer_page(
