@@ -7,14 +7,14 @@ so a page costs the same number of queries with ten customers or 100,000.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, Exists, F, Min, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, F, Min, OuterRef, Q
 from django.db.models.fields.json import KT, KeyTextTransform
 from django.db.models.functions import TruncWeek
 from django.http import Http404
@@ -310,35 +310,6 @@ def drift_get(*, tenant: Tenant, model: RiskModel, current_mean: float | None, n
 
 
 # --- customers ----------------------------------------------------------------------------------
-
-
-def customer_search(
-    *, tenant: Tenant, query: str = "", limit: int = CUSTOMER_PAGE_SIZE
-) -> list[Mapping[str, Any]]:
-    """Customers matching `query` (external id, name or email), riskiest first; the riskiest overall
-    when there is no query (served from the (tenant, -score) index, not a sort of every customer)."""
-    query = query.strip()
-    if not query:
-        return list(
-            RiskScore.objects.for_tenant(tenant)
-            .order_by("-score")
-            .values(
-                "score",
-                "scored_at",
-                external_id=F("customer__external_id"),
-                name=F("customer__name"),
-                email=F("customer__email"),
-                signed_up_at=F("customer__signed_up_at"),
-            )[:limit]
-        )
-    score = RiskScore.objects.for_tenant(tenant).filter(customer=OuterRef("pk")).values("score")[:1]
-    return list(
-        Customer.objects.for_tenant(tenant)
-        .filter(Q(external_id__icontains=query) | Q(name__icontains=query) | Q(email__icontains=query))
-        .annotate(score=Subquery(score))
-        .order_by("-score", "external_id")
-        .values("external_id", "name", "email", "signed_up_at", "score")[:limit]
-    )
 
 
 # --- customer list: keyset pages and filters -------------------------------------------------------

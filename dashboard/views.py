@@ -158,6 +158,11 @@ def model_detail(request: TenantRequest) -> HttpResponse:
     return render(request, "proactive/model.html", context)
 
 
+def _text_param(params: Any, name: str, max_length: int) -> str:
+    """A free-text GET parameter, trimmed; NUL removed (PostgreSQL rejects it in text)."""
+    return str(params.get(name, "")).replace("\x00", "")[:max_length].strip()
+
+
 @tenant_view()
 def customer_list(request: TenantRequest) -> HttpResponse:
     tenant = request.tenant
@@ -168,9 +173,9 @@ def customer_list(request: TenantRequest) -> HttpResponse:
         ignored.append("band")
         band = ""
     filters = selectors.CustomerFilters(
-        query=params.get("q", "")[:200].strip(),
+        query=_text_param(params, "q", 200),
         band=band,
-        plan=params.get("plan", "")[:100].strip(),
+        plan=_text_param(params, "plan", 100),
         pending=params.get("pending", "") == "1",
     )
     page = selectors.customer_page(
@@ -178,6 +183,7 @@ def customer_list(request: TenantRequest) -> HttpResponse:
         filters=filters,
         after=params.get("after", "")[:80],
         before=params.get("before", "")[:80],
+        limit=selectors.CUSTOMER_PAGE_SIZE,
     )
     plans = selectors.customer_plans(tenant=tenant)
     if filters.plan and filters.plan not in plans:
