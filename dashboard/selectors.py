@@ -6,14 +6,16 @@ so a page costs the same number of queries with ten customers or 100,000.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, F, Min, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, F, Min, OuterRef, Q
+from django.db.models.fields.json import KT, KeyTextTransform
 from django.db.models.functions import TruncWeek
 from django.http import Http404
 from django.utils import timezone
@@ -310,33 +312,235 @@ def drift_get(*, tenant: Tenant, model: RiskModel, current_mean: float | None, n
 # --- customers ----------------------------------------------------------------------------------
 
 
-def customer_search(
-    *, tenant: Tenant, query: str = "", limit: int = CUSTOMER_PAGE_SIZE
-) -> list[Mapping[str, Any]]:
-    """Customers matching `query` (external id, name or email), riskiest first; the riskiest overall
-    when there is no query (served from the (tenant, -score) index, not a sort of every customer)."""
-    query = query.strip()
-    if not query:
-        return list(
-            RiskScore.objects.for_tenant(tenant)
-            .order_by("-score")
-            .values(
-                "score",
-                "scored_at",
-                external_id=F("customer__external_id"),
-                name=F("customer__name"),
-                email=F("customer__email"),
-                signed_up_at=F("customer__signed_up_at"),
-            )[:limit]
+# --- customer list: keyset pages and filters -------------------------------------------------------
+
+# Risk bands over the latest score (RiskScore), as [low, high) ranges; "none" is "not scored yet".
+RISK_BANDS: dict[str, tuple[str, float, float]] = {
+    "high": ("High (50% or more)", 0.5, float("inf")),
+    "medium": ("Medium (20-50%)", 0.2, 0.5),
+    "low": ("Low (under 20%)", float("-inf"), 0.2),
+}
+UNSCORED_BAND = "none"
+PLAN_OPTIONS_LIMIT = 50
+
+
+@dataclass(frozen=True)
+class CustomerFilters:
+    query: str = ""
+    band: str = ""  # "" (any), a RISK_BANDS key or UNSCORED_BAND
+    plan: str = ""
+    pending: bool = False
+
+    @property
+    def active(self) -> bool:
+        return bool(self.query or self.band or self.plan or self.pending)
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A position in the list: scored customers first (score desc, RiskScore id desc, the
+    (tenant, -score, -id) index), then unscored ones (Customer id desc)."""
+
+    score: float | None
+    id: int
+
+    def encode(self) -> str:
+        return f"u{self.id}" if self.score is None else f"s{self.score!r}_{self.id}"
+
+    @classmethod
+    def decode(cls, raw: str) -> Cursor | None:
+        """None for anything malformed (a hand-edited URL shows the first page, never a 500)."""
+        try:
+            if raw.startswith("u"):
+                return cls(None, int(raw[1:]))
+            if raw.startswith("s"):
+                score, _, ident = raw[1:].partition("_")
+                value = float(score)
+                if value != value or value in (float("inf"), float("-inf")):
+                    return None
+                return cls(value, int(ident))
+        except ValueError:
+            return None
+        return None
+
+
+@dataclass
+class CustomerPage:
+    rows: list[dict[str, Any]]
+    next_cursor: str | None
+    prev_cursor: str | None
+    first: bool
+
+
+def _customer_q(filters: CustomerFilters, prefix: str) -> Q:
+    q = Q()
+    if filters.query:
+        text = filters.query
+        q &= (
+            Q(**{f"{prefix}external_id__icontains": text})
+            | Q(**{f"{prefix}name__icontains": text})
+            | Q(**{f"{prefix}email__icontains": text})
         )
-    score = RiskScore.objects.for_tenant(tenant).filter(customer=OuterRef("pk")).values("score")[:1]
-    return list(
-        Customer.objects.for_tenant(tenant)
-        .filter(Q(external_id__icontains=query) | Q(name__icontains=query) | Q(email__icontains=query))
-        .annotate(score=Subquery(score))
-        .order_by("-score", "external_id")
-        .values("external_id", "name", "email", "signed_up_at", "score")[:limit]
+    if filters.plan:
+        q &= Q(**{f"{prefix}attributes__plan": filters.plan})
+    return q
+
+
+def _pending_outreach(tenant: Tenant, customer_ref: str) -> Exists:
+    return Exists(
+        Outreach.objects.for_tenant(tenant).filter(
+            customer=OuterRef(customer_ref), status=Outreach.Status.PENDING_REVIEW
+        )
     )
+
+
+def _scored_rows(
+    tenant: Tenant, filters: CustomerFilters, cursor: Cursor | None, forward: bool, limit: int
+) -> list[dict[str, Any]]:
+    qs = RiskScore.objects.for_tenant(tenant).filter(_customer_q(filters, "customer__"))
+    if filters.band in RISK_BANDS:
+        _, low, high = RISK_BANDS[filters.band]
+        if low != float("-inf"):
+            qs = qs.filter(score__gte=low)
+        if high != float("inf"):
+            qs = qs.filter(score__lt=high)
+    if filters.pending:
+        qs = qs.filter(_pending_outreach(tenant, "customer_id"))
+    if cursor is not None and cursor.score is not None:
+        s, i = cursor.score, cursor.id
+        if forward:
+            qs = qs.filter(Q(score__lt=s) | Q(score=s, id__lt=i))
+        else:
+            qs = qs.filter(Q(score__gt=s) | Q(score=s, id__gt=i))
+    qs = qs.order_by("-score", "-id") if forward else qs.order_by("score", "id")
+    return [
+        dict(row)
+        for row in qs.values(
+            "id",
+            "score",
+            "scored_at",
+            external_id=F("customer__external_id"),
+            name=F("customer__name"),
+            email=F("customer__email"),
+            signed_up_at=F("customer__signed_up_at"),
+            plan=KeyTextTransform("plan", "customer__attributes"),
+        )[:limit]
+    ]
+
+
+def _unscored_rows(
+    tenant: Tenant, filters: CustomerFilters, cursor: Cursor | None, forward: bool, limit: int
+) -> list[dict[str, Any]]:
+    qs = (
+        Customer.objects.for_tenant(tenant)
+        .filter(_customer_q(filters, ""))
+        .filter(~Exists(RiskScore.objects.for_tenant(tenant).filter(customer=OuterRef("pk"))))
+    )
+    if filters.pending:
+        qs = qs.filter(_pending_outreach(tenant, "pk"))
+    if cursor is not None and cursor.score is None:
+        qs = qs.filter(id__lt=cursor.id) if forward else qs.filter(id__gt=cursor.id)
+    qs = qs.order_by("-id") if forward else qs.order_by("id")
+    values = qs.values("id", "external_id", "name", "email", "signed_up_at", plan=KT("attributes__plan"))
+    return [{**row, "score": None} for row in values[:limit]]
+
+
+def customer_page(
+    *,
+    tenant: Tenant,
+    filters: CustomerFilters,
+    after: str = "",
+    before: str = "",
+    limit: int = CUSTOMER_PAGE_SIZE,
+) -> CustomerPage:
+    """One page of the tenant's customers matching `filters`, riskiest first then the unscored.
+
+    Keyset paging (`after`/`before` a cursor), so page 2,000 costs what page 1 does: one index walk
+    of (tenant, -score, -id) for scored customers, and a second query only on the page where the
+    scored ones run out. No COUNT: `customer_count` says how many match, cached."""
+    forward = not before
+    cursor = Cursor.decode(after if forward else before)
+    if cursor is None:
+        forward = True
+    want = limit + 1
+    scored_ok = filters.band != UNSCORED_BAND
+    unscored_ok = filters.band in ("", UNSCORED_BAND)
+    rows: list[dict[str, Any]] = []
+    if forward or cursor is None:
+        in_scored = cursor is None or cursor.score is not None
+        if scored_ok and in_scored:
+            rows = _scored_rows(tenant, filters, cursor, True, want)
+        if unscored_ok and len(rows) < want:
+            unscored_cursor = cursor if cursor is not None and cursor.score is None else None
+            rows += _unscored_rows(tenant, filters, unscored_cursor, True, want - len(rows))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        first = cursor is None
+        has_prev, has_next = not first, more
+    else:
+        if unscored_ok and cursor.score is None:
+            rows = _unscored_rows(tenant, filters, cursor, False, want)
+        if scored_ok and len(rows) < want:
+            scored_cursor = cursor if cursor.score is not None else None
+            rows += _scored_rows(tenant, filters, scored_cursor, False, want - len(rows))
+        more = len(rows) > limit
+        rows = list(reversed(rows[:limit]))
+        first = not more
+        has_prev, has_next = more, True
+    if not rows:
+        return CustomerPage(rows=[], next_cursor=None, prev_cursor=None, first=first)
+
+    def key(row: dict[str, Any]) -> str:
+        return Cursor(row["score"], row["id"]).encode()
+
+    return CustomerPage(
+        rows=rows,
+        next_cursor=key(rows[-1]) if has_next else None,
+        prev_cursor=key(rows[0]) if has_prev else None,
+        first=first,
+    )
+
+
+def customer_count(*, tenant: Tenant, filters: CustomerFilters) -> int:
+    """How many customers match, kept for a few minutes (a COUNT over every customer at 100,000)."""
+
+    def compute() -> int:
+        qs = Customer.objects.for_tenant(tenant).filter(_customer_q(filters, ""))
+        if filters.band in RISK_BANDS:
+            _, low, high = RISK_BANDS[filters.band]
+            scores = RiskScore.objects.for_tenant(tenant).filter(customer=OuterRef("pk"))
+            if low != float("-inf"):
+                scores = scores.filter(score__gte=low)
+            if high != float("inf"):
+                scores = scores.filter(score__lt=high)
+            qs = qs.filter(Exists(scores))
+        elif filters.band == UNSCORED_BAND:
+            qs = qs.filter(~Exists(RiskScore.objects.for_tenant(tenant).filter(customer=OuterRef("pk"))))
+        if filters.pending:
+            qs = qs.filter(_pending_outreach(tenant, "pk"))
+        return qs.count()
+
+    digest = hashlib.sha256(f"{filters.query}\x00{filters.plan}".encode()).hexdigest()[:32]
+    parts = (digest, filters.band, int(filters.pending))
+    return page_cached(tenant=tenant, name="customer-count", parts=parts, compute=compute)
+
+
+def customer_plans(*, tenant: Tenant) -> list[str]:
+    """The `plan` attribute values the tenant's customers carry (for the filter), cached."""
+
+    def compute() -> list[str]:
+        values = (
+            Customer.objects.for_tenant(tenant)
+            .annotate(plan=KT("attributes__plan"))
+            .exclude(plan__isnull=True)
+            .exclude(plan="")
+            .order_by("plan")
+            .values_list("plan", flat=True)
+            .distinct()[:PLAN_OPTIONS_LIMIT]
+        )
+        return list(values)
+
+    return page_cached(tenant=tenant, name="customer-plans", parts=(), compute=compute)
 
 
 def customer_get(*, tenant: Tenant, external_id: str) -> Customer:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from django.http import HttpResponse
 from django.shortcuts import render
@@ -157,13 +158,59 @@ def model_detail(request: TenantRequest) -> HttpResponse:
     return render(request, "proactive/model.html", context)
 
 
+def _text_param(params: Any, name: str, max_length: int) -> str:
+    """A free-text GET parameter, trimmed; NUL removed (PostgreSQL rejects it in text)."""
+    return str(params.get(name, "")).replace("\x00", "")[:max_length].strip()
+
+
 @tenant_view()
 def customer_list(request: TenantRequest) -> HttpResponse:
     tenant = request.tenant
-    query = request.GET.get("q", "")[:200]
+    params = request.GET
+    band = params.get("band", "")
+    ignored = []
+    if band and band not in selectors.RISK_BANDS and band != selectors.UNSCORED_BAND:
+        ignored.append("band")
+        band = ""
+    filters = selectors.CustomerFilters(
+        query=_text_param(params, "q", 200),
+        band=band,
+        plan=_text_param(params, "plan", 100),
+        pending=params.get("pending", "") == "1",
+    )
+    page = selectors.customer_page(
+        tenant=tenant,
+        filters=filters,
+        after=params.get("after", "")[:80],
+        before=params.get("before", "")[:80],
+        limit=selectors.CUSTOMER_PAGE_SIZE,
+    )
+    plans = selectors.customer_plans(tenant=tenant)
+    if filters.plan and filters.plan not in plans:
+        plans = [*plans, filters.plan]
+    base = {
+        k: v
+        for k, v in (
+            ("q", filters.query),
+            ("band", filters.band),
+            ("plan", filters.plan),
+            ("pending", "1" if filters.pending else ""),
+        )
+        if v
+    }
     context = {
-        "query": query,
-        "customers": selectors.customer_search(tenant=tenant, query=query),
+        "query": filters.query,
+        "filters": filters,
+        "bands": [(key, label) for key, (label, _, _) in selectors.RISK_BANDS.items()]
+        + [(selectors.UNSCORED_BAND, "Not scored yet")],
+        "plans": plans,
+        "customers": page.rows,
+        "page": page,
+        "matching": selectors.customer_count(tenant=tenant, filters=filters),
+        "ignored": ignored,
+        "first_qs": urlencode(base),
+        "next_qs": urlencode({**base, "after": page.next_cursor}) if page.next_cursor else "",
+        "prev_qs": urlencode({**base, "before": page.prev_cursor}) if page.prev_cursor else "",
         "page_size": selectors.CUSTOMER_PAGE_SIZE,
     }
     template = "proactive/customer_list.html"

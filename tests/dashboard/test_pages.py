@@ -23,8 +23,12 @@ ROLES = [Membership.Role.ADMIN, Membership.Role.AGENT, Membership.Role.VIEWER]
 STATIC_PAGES = {
     "/t/acme/": 8,
     "/t/acme/model/": 10,
-    "/t/acme/customers/": 7,
-    "/t/acme/customers/?q=person": 7,
+    # the page (1, or 2 where the scored customers run out), how many match and the plan filter's
+    # values (both cached for minutes outside tests)
+    "/t/acme/customers/": 9,
+    "/t/acme/customers/?q=person": 9,
+    "/t/acme/customers/?band=high&plan=pro&pending=1&q=person": 9,
+    "/t/acme/customers/?band=none": 8,
     "/t/acme/runs/": 6,
     "/t/acme/fatigue/": 10,
 }
