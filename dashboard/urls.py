@@ -1,8 +1,19 @@
 """Every tenant HTML page, under /t/<tenant>/ (one namespace: `dashboard:`)."""
 
-from django.urls import path
+from django.urls import path, register_converter
+from django.urls.converters import PathConverter
 
 from dashboard import builder_views, incident_views, playbook_views, queue_views, views, webhook_views
+
+
+class ExternalIdConverter(PathConverter):
+    """A tenant's external id as it was sent: any characters, newlines included (`path` stops at
+    one, so a customer "line1\nline2" broke every page that links to it)."""
+
+    regex = r"[\s\S]+"
+
+
+register_converter(ExternalIdConverter, "external_id")
 
 app_name = "dashboard"
 
@@ -12,7 +23,7 @@ urlpatterns = [
     path(T, views.overview, name="overview"),
     path(T + "model/", views.model_detail, name="model"),
     path(T + "customers/", views.customer_list, name="customers"),
-    path(T + "customers/<path:external_id>/", views.customer_detail, name="customer"),
+    path(T + "customers/<external_id:external_id>/", views.customer_detail, name="customer"),
     path(T + "runs/", views.run_list, name="runs"),
     path(T + "runs/<int:run_id>/", views.run_detail, name="run"),
     path(T + "fatigue/", views.fatigue, name="fatigue"),

@@ -70,6 +70,8 @@ def test_an_external_id_with_a_newline_does_not_break_the_customers_page(tenant,
     viewer_client.raise_request_exception = False
     response = viewer_client.get(f"/t/{tenant.slug}/customers/")
     assert response.status_code == 200
+    assert f"/t/{tenant.slug}/customers/line1%0Aline2/" in response.content.decode()  # listed, linked
+    assert viewer_client.get(f"/t/{tenant.slug}/customers/line1%0Aline2/").status_code == 200
 
 
 def test_an_inbox_token_whose_sub_holds_nul_is_refused(tenant):
