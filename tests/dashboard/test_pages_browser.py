@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 
 from accounts.models import Membership
+from tests.campaigns.test_browser import ARGS, CHROMIUM  # one launch recipe for every browser test
 from tests.dashboard.pages_world import build_pages_world
 from tests.factories import MembershipFactory, TenantFactory
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 pytestmark = [

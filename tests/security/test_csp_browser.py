@@ -8,11 +8,10 @@ import os
 
 import pytest
 
+from tests.campaigns.test_browser import ARGS, CHROMIUM  # one launch recipe for every browser test
 from tests.security.csp_world import build_csp_world, build_demo_tenant
 
-CHROMIUM = "/usr/bin/chromium"
 DRAWN = "() => [...document.querySelectorAll('canvas[data-chart]')].filter(c => Chart.getChart(c)).length"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
 
 pytestmark = [
     pytest.mark.browser,
