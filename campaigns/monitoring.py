@@ -61,7 +61,9 @@ from proactive.sql import merge_params
 log = logging.getLogger(__name__)
 
 HISTORY_DAYS = 28
-HISTORY_CACHE_SECONDS = 2 * 3600  # the history reads of one hour boundary, shared by its 12 runs
+HISTORY_CACHE_SECONDS = 26 * 3600  # the sliding history (see History); refreshed daily
+HISTORY_REFRESH_HOURS = 20  # the fan-out asks for a full reread when the last one is this old
+SETTLE_HOURS = 24  # the last hours of history reread at each slide (signals that arrive late)
 RECENT_HOURS = 12
 BIN_MINUTES = 10
 BINS_PER_HOUR = 60 // BIN_MINUTES
@@ -74,7 +76,7 @@ QUIET_HOURS = 2
 LEVEL_BOUNDS = (0.5, 2.0)
 LEVEL_PSEUDO = 30.0
 RIDGE = 2.0
-SEGMENT_KEYS_SECONDS = 3600
+SEGMENT_KEYS_SECONDS = 26 * 3600  # rediscovered by history_refresh
 SERIES_HOURS_KEPT = 72
 
 
@@ -111,13 +113,13 @@ def _match_sql(column: str, patterns: list[str]) -> tuple[str, dict[str, Any]]:
     return patterns_sql(patterns, column, "monitored")
 
 
-def segment_keys(tenant: Tenant, settings: dict[str, Any]) -> list[str]:
+def segment_keys(tenant: Tenant, settings: dict[str, Any], *, refresh: bool = False) -> list[str]:
     """`segment_by`, or every attribute with at most MAX_SEGMENT_VALUES distinct values (a scan
-    of all customers, so cached for an hour)."""
+    of all customers: cached, and rediscovered by the daily `history_refresh`)."""
     if settings["segment_by"] is not None:
         return list(settings["segment_by"])
     key = f"monitoring:{connection.settings_dict['NAME']}:{tenant.pk}:segment_keys"
-    keys = cache.get(key)
+    keys = None if refresh else cache.get(key)
     if keys is None:
         with connection.cursor() as cur:
             cur.execute(
@@ -144,33 +146,163 @@ def _ensure_coverage(tenant: Tenant, patterns: list[str], as_of: datetime) -> No
 # ---- data ----------------------------------------------------------------------------------------
 
 
-def _load_history(
-    cur: Any, window: dict[str, Any], match: str, keys: list[str], n_hours: int
-) -> tuple[dict[str, np.ndarray], dict[tuple[str, str, Any], int]]:
-    history: dict[str, np.ndarray] = {}
-    shares: dict[tuple[str, str, Any], int] = {}
+@dataclass
+class History:
+    """Hourly customer counts of the `HISTORY_DAYS` before `end` (an hour boundary): per signal
+    (`counts[hour, name]`) and per (signal, segment key, value) (`shares[hour, combo]`).
+
+    Kept in the cache and slid forward hour by hour: a run in a new hour reads only the hours that
+    entered the window plus the last `SETTLE_HOURS` (late signals), not 28 days. `built_for` is the
+    hour of the last full read; `history_refresh` rereads everything once a day, off the run's path,
+    so backfilled signals older than a day and new attribute values are seen within a day."""
+
+    end: datetime
+    built_for: datetime
+    keys: list[str]
+    names: list[str]
+    counts: np.ndarray
+    combos: list[tuple[str, str, Any]]
+    shares: np.ndarray
+
+    def totals(self, keys: list[str]) -> tuple[dict[str, np.ndarray], dict[tuple[str, str, Any], int]]:
+        history = {
+            name: self.counts[:, i].astype(float)
+            for i, name in enumerate(self.names)
+            if self.counts[:, i].any()
+        }
+        sums = self.shares.sum(axis=0)
+        wanted = set(keys)
+        shares = {c: int(sums[i]) for i, c in enumerate(self.combos) if c[1] in wanted and sums[i] > 0}
+        return history, shares
+
+
+def _read_hours(
+    cur: Any,
+    tenant_id: int,
+    match: str,
+    match_params: dict[str, Any],
+    keys: list[str],
+    start: datetime,
+    end: datetime,
+) -> tuple[list[tuple[str, int, int]], list[tuple[tuple[str, str, Any], int, int]]]:
+    """(name, hour index from `start`, customers) and ((name, key, value), hour index, customers)
+    for the hours in [start, end), through the (tenant, hour) index."""
+    window = merge_params({"tenant_id": tenant_id, "start": start, "end": end}, match_params)
     cur.execute(
-        "SELECT h.name, (extract(epoch FROM h.hour - %(history_start)s) / 3600)::int, count(*) "  # noqa: S608
+        "SELECT h.name, (extract(epoch FROM h.hour - %(start)s) / 3600)::int, count(*) "  # noqa: S608
         "FROM proactive_signalhourly h WHERE h.tenant_id = %(tenant_id)s "
-        "AND h.hour >= %(history_start)s AND h.hour < %(recent_start)s "
-        f"AND {match} GROUP BY 1, 2",
+        f"AND h.hour >= %(start)s AND h.hour < %(end)s AND {match} GROUP BY 1, 2",
         window,
     )
-    for name, idx, n in cur.fetchall():
-        history.setdefault(name, np.zeros(n_hours))[idx] = n
+    counts = [(name, idx, n) for name, idx, n in cur.fetchall()]
+    shares: list[tuple[tuple[str, str, Any], int, int]] = []
     if keys:
         cur.execute(
-            "SELECT h.name, k.key, k.value, count(*) FROM proactive_signalhourly h "  # noqa: S608
+            "SELECT h.name, k.key, k.value, (extract(epoch FROM h.hour - %(start)s) / 3600)::int, count(*) "  # noqa: S608
+            "FROM proactive_signalhourly h "
             "JOIN proactive_customer c ON c.id = h.customer_id AND c.tenant_id = %(tenant_id)s "
             "CROSS JOIN LATERAL (SELECT key, value FROM jsonb_each(c.attributes) "
             "WHERE key = ANY(%(keys)s) AND jsonb_typeof(value) IN ('string', 'number', 'boolean')) k "
-            "WHERE h.tenant_id = %(tenant_id)s AND h.hour >= %(history_start)s "
-            f"AND h.hour < %(recent_start)s AND {match} GROUP BY 1, 2, 3",
+            "WHERE h.tenant_id = %(tenant_id)s AND h.hour >= %(start)s "
+            f"AND h.hour < %(end)s AND {match} GROUP BY 1, 2, 3, 4",
             merge_params(window, {"keys": keys}),
         )
-        for name, key, value, n in cur.fetchall():
-            shares[(name, key, _decoded(value))] = n
-    return history, shares
+        shares = [((name, key, _decoded(value)), idx, n) for name, key, value, idx, n in cur.fetchall()]
+    return counts, shares
+
+
+def _history_key(tenant: Tenant, patterns: list[str]) -> str:
+    digest = hashlib.sha1(json.dumps(sorted(patterns)).encode()).hexdigest()  # noqa: S324 - a cache key
+    return f"monitor-history:{connection.settings_dict['NAME']}:{tenant.pk}:{digest}"
+
+
+def _history(
+    tenant: Tenant, patterns: list[str], keys: list[str], recent_start: datetime, *, full: bool = False
+) -> History:
+    """The history ending at `recent_start`: the cached one as is, slid forward, or read in full
+    (none cached, a new segment key, going back in time, or more than a window behind)."""
+    n_hours = HISTORY_DAYS * 24
+    cache_key = _history_key(tenant, patterns)
+    state: History | None = None if full else cache.get(cache_key)
+    if state is not None and state.end == recent_start and set(keys) <= set(state.keys):
+        return state
+    match, match_params = _match_sql("h.name", patterns)
+    if state is not None and not (
+        set(keys) <= set(state.keys)
+        and state.end < recent_start
+        and (recent_start - state.end) <= timedelta(hours=n_hours - SETTLE_HOURS)
+    ):
+        state = None  # a new segment key, going back in time, or more than a window behind
+    history_start = recent_start - timedelta(days=HISTORY_DAYS)
+    if state is not None:
+        shift = int((recent_start - state.end).total_seconds() // 3600)
+        reread = shift + SETTLE_HOURS
+        names, combos = list(state.names), list(state.combos)
+        counts = np.zeros((n_hours, len(names)), dtype=np.int32)
+        shares = np.zeros((n_hours, len(combos)), dtype=np.int32)
+        counts[: n_hours - reread] = state.counts[shift : n_hours - SETTLE_HOURS]
+        shares[: n_hours - reread] = state.shares[shift : n_hours - SETTLE_HOURS]
+        read_from, offset, built_for, keys_kept = (
+            recent_start - timedelta(hours=reread),
+            n_hours - reread,
+            state.built_for,
+            state.keys,
+        )
+    else:
+        names, combos = [], []
+        counts = np.zeros((n_hours, 0), dtype=np.int32)
+        shares = np.zeros((n_hours, 0), dtype=np.int32)
+        read_from, offset, built_for, keys_kept = history_start, 0, recent_start, sorted(keys)
+    with connection.cursor() as cur:
+        new_counts, new_shares = _read_hours(
+            cur, tenant.pk, match, match_params, keys_kept, read_from, recent_start
+        )
+    name_index = {n: i for i, n in enumerate(names)}
+    for name, _idx, _n in new_counts:
+        if name not in name_index:
+            name_index[name] = len(names)
+            names.append(name)
+    combo_index = {c: i for i, c in enumerate(combos)}
+    for combo, _idx, _n in new_shares:
+        if combo not in combo_index:
+            combo_index[combo] = len(combos)
+            combos.append(combo)
+    counts = np.pad(counts, ((0, 0), (0, len(names) - counts.shape[1])))
+    shares = np.pad(shares, ((0, 0), (0, len(combos) - shares.shape[1])))
+    for name, idx, n in new_counts:
+        counts[offset + idx, name_index[name]] = n
+    for combo, idx, n in new_shares:
+        shares[offset + idx, combo_index[combo]] = n
+    state = History(recent_start, built_for, list(keys_kept), names, counts, combos, shares)
+    cache.set(cache_key, state, HISTORY_CACHE_SECONDS)
+    cache.set(f"{cache_key}:built_for", built_for, HISTORY_CACHE_SECONDS)
+    return state
+
+
+def history_refresh(*, tenant: Tenant, as_of: datetime) -> float:
+    """Rediscover the segment keys and reread the whole history (the daily refresh the sliding
+    history needs for late signals and new attribute values), off the detection path. Seconds."""
+    started = time.perf_counter()
+    settings = monitoring_settings(tenant)
+    patterns = list(settings["signals"])
+    if patterns:
+        keys = sorted(set(segment_keys(tenant, settings, refresh=True)) | _active_segment_keys(tenant))
+        _history(tenant, patterns, keys, _recent_start(as_of), full=True)
+    return time.perf_counter() - started
+
+
+def history_refresh_due(*, tenant: Tenant, as_of: datetime) -> bool:
+    """The cached history was last read in full more than `HISTORY_REFRESH_HOURS` ago (or never)."""
+    patterns = list(monitoring_settings(tenant)["signals"])
+    if not patterns:
+        return False
+    built_for: datetime | None = cache.get(f"{_history_key(tenant, patterns)}:built_for")
+    return built_for is None or _recent_start(as_of) - built_for >= timedelta(hours=HISTORY_REFRESH_HOURS)
+
+
+def _recent_start(as_of: datetime) -> datetime:
+    hour0 = as_of.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return hour0 - timedelta(hours=RECENT_HOURS - 1)
 
 
 def _load(
@@ -178,30 +310,11 @@ def _load(
 ) -> tuple[dict[str, np.ndarray], dict[tuple[str, str, Any], int], dict[tuple, np.ndarray]]:
     """History per signal (hourly customers), history totals per (signal, key, value), and the
     recent window's bins per (signal, key, value) with key None for all customers."""
-    history_start = recent_start - timedelta(days=HISTORY_DAYS)
-    n_hours = HISTORY_DAYS * 24
     match, match_params = _match_sql("h.name", patterns)
     n_bins = RECENT_HOURS * BINS_PER_HOUR
     recent: dict[tuple, np.ndarray] = {}
+    history, shares = _history(tenant, patterns, keys, recent_start).totals(keys)
     with connection.cursor() as cur:
-        window = merge_params(
-            {"tenant_id": tenant.pk, "history_start": history_start, "recent_start": recent_start},
-            match_params,
-        )
-        # The history ends at `recent_start`, an hour boundary: every run within the hour reads the
-        # same rows, and they are the run's costliest reads (2.3 s of 2.4 s at 100,000 customers).
-        history_key = (
-            "monitor-history:"
-            + hashlib.sha1(  # noqa: S324 - a cache key, not a secret
-                json.dumps([tenant.pk, recent_start.isoformat(), patterns, keys]).encode()
-            ).hexdigest()
-        )
-        cached = cache.get(history_key)
-        if cached is not None:
-            history, shares = cached
-        else:
-            history, shares = _load_history(cur, window, match, keys, n_hours)
-            cache.set(history_key, (history, shares), HISTORY_CACHE_SECONDS)
         cur.execute(
             "SELECT h.name, k.key, k.value, "  # noqa: S608
             "floor(extract(epoch FROM h.first_at - %(recent_start)s) / %(bin_seconds)s)::int AS bin, "
@@ -213,7 +326,11 @@ def _load(
             "  AND jsonb_typeof(value) IN ('string', 'number', 'boolean')) k "
             "WHERE h.tenant_id = %(tenant_id)s AND h.hour >= %(recent_start)s AND h.first_at <= %(as_of)s "
             f"AND {match} GROUP BY 1, 2, 3, 4",
-            merge_params(window, {"keys": keys, "bin_seconds": BIN_MINUTES * 60, "as_of": as_of}),
+            merge_params(
+                {"tenant_id": tenant.pk, "recent_start": recent_start},
+                match_params,
+                {"keys": keys, "bin_seconds": BIN_MINUTES * 60, "as_of": as_of},
+            ),
         )
         for name, key, value, b, n in cur.fetchall():
             if 0 <= b < n_bins:
@@ -338,8 +455,7 @@ def detect(*, tenant: Tenant, as_of: datetime) -> Detection:
     settings = monitoring_settings(tenant)
     patterns = list(settings["signals"])
     as_of = as_of.astimezone(UTC)
-    hour0 = as_of.replace(minute=0, second=0, microsecond=0)
-    recent_start = hour0 - timedelta(hours=RECENT_HOURS - 1)
+    recent_start = _recent_start(as_of)
     n_bins = RECENT_HOURS * BINS_PER_HOUR
     bin_starts = [recent_start + timedelta(minutes=BIN_MINUTES * i) for i in range(n_bins)]
     if not patterns:

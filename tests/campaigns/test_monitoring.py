@@ -275,3 +275,111 @@ def test_runs_within_an_hour_share_the_history_reads_and_see_the_same_thing():
     assert cached.series.keys() == fresh.series.keys()
     for key, s in fresh.series.items():
         assert list(cached.series[key].expected) == pytest.approx(list(s.expected)), key
+
+
+def _history_reads(monkeypatch):
+    """Record the [start, end) of every history read the detector makes."""
+    from campaigns import monitoring
+
+    reads: list[tuple[datetime, datetime]] = []
+    original = monitoring._read_hours
+
+    def recording(cur, tenant_id, match, match_params, keys, start, end):
+        reads.append((start, end))
+        return original(cur, tenant_id, match, match_params, keys, start, end)
+
+    monkeypatch.setattr(monitoring, "_read_hours", recording)
+    return reads
+
+
+@pytest.mark.django_db
+def test_a_later_hour_slides_the_history_reading_only_new_and_settling_hours(monkeypatch):
+    from django.core.cache import cache
+
+    from campaigns.monitoring import HISTORY_DAYS, RECENT_HOURS, SETTLE_HOURS
+
+    tenant = TenantFactory(slug="mon")
+    _suspected_world(tenant)
+    reads = _history_reads(monkeypatch)
+    detect(tenant=tenant, as_of=MID - timedelta(hours=6, minutes=10))
+    later = MID - timedelta(minutes=5)
+    slid = detect(tenant=tenant, as_of=later)
+    recent_start = later.replace(minute=0) - timedelta(hours=RECENT_HOURS - 1)
+    assert reads[0] == (
+        recent_start - timedelta(hours=6) - timedelta(days=HISTORY_DAYS),
+        recent_start - timedelta(hours=6),
+    )
+    assert reads[1] == (recent_start - timedelta(hours=6 + SETTLE_HOURS), recent_start)  # not 28 days
+    cache.clear()
+    fresh = detect(tenant=tenant, as_of=later)
+    assert reads[2][1] - reads[2][0] == timedelta(days=HISTORY_DAYS)
+    assert slid.spikes and [(s.series.signal, s.series.segment, s.observed) for s in slid.spikes] == [
+        (s.series.signal, s.series.segment, s.observed) for s in fresh.spikes
+    ]
+    assert slid.alphas == fresh.alphas and slid.tests == fresh.tests
+    assert slid.series.keys() == fresh.series.keys()
+    for key, s in fresh.series.items():
+        assert list(slid.series[key].expected) == pytest.approx(list(s.expected)), key
+
+
+@pytest.mark.django_db
+def test_late_signals_are_seen_at_the_next_slide_or_at_the_daily_refresh():
+    from campaigns.monitoring import RECENT_HOURS, _history, history_refresh, history_refresh_due
+    from proactive.ingest import signals_ingest
+    from proactive.rollups import rollups_fold
+
+    tenant = TenantFactory(slug="mon")
+    world, _start = _suspected_world(tenant)
+    patterns = ["error.*"]
+    as_of = MID - timedelta(minutes=5)
+    recent_start = as_of.replace(minute=0) - timedelta(hours=RECENT_HOURS - 1)
+    detect(tenant=tenant, as_of=as_of - timedelta(hours=1))
+
+    def total(name: str, end: datetime = recent_start) -> int:
+        state = _history(tenant, patterns, [], end)
+        return int(state.counts[:, state.names.index(name)].sum()) if name in state.names else 0
+
+    before = total("error.late_report", recent_start - timedelta(hours=1))
+    customers = [str(x) for x in world.external_ids[:5]]
+    hours_ago = {"recent": 3, "old": 24 * 5}  # before the window: 3 h (settling), 5 days
+    for label, h in hours_ago.items():
+        signals_ingest(
+            tenant=tenant,
+            records=[
+                {
+                    "id": f"late-{label}-{c}",
+                    "customer": c,
+                    "name": "error.late_report",
+                    "timestamp": (recent_start - timedelta(hours=h, minutes=30)).isoformat(),
+                }
+                for c in customers
+            ],
+            now=MID,
+        )
+    rollups_fold(tenant_id=tenant.pk)
+    assert total("error.late_report") == before + 5  # the next hour's slide rereads the settling hours
+    assert not history_refresh_due(tenant=tenant, as_of=as_of)
+    assert history_refresh_due(tenant=tenant, as_of=as_of + timedelta(hours=21))
+    history_refresh(tenant=tenant, as_of=as_of)
+    assert total("error.late_report") == before + 10  # the daily full reread sees the older ones
+
+
+@pytest.mark.django_db
+def test_the_monitoring_fan_out_asks_for_the_daily_refresh_only_when_it_is_due(monkeypatch):
+    from django.core.cache import cache
+
+    from campaigns import tasks
+
+    TenantFactory(slug="mon")
+    refreshed: list[int] = []
+    real = tasks.history_refresh
+    monkeypatch.setattr(
+        tasks,
+        "history_refresh",
+        lambda *, tenant, as_of: refreshed.append(tenant.pk) or real(tenant=tenant, as_of=as_of),
+    )
+    tasks.schedule_monitoring()
+    assert len(refreshed) == 1  # none cached yet: a full read, as its own task
+    cache.delete(f"monitor-history-refresh:{refreshed[0]}")  # the 10-minute guard against two beats
+    tasks.schedule_monitoring()
+    assert len(refreshed) == 1  # read within the last 20 hours: the runs slide it
