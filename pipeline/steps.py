@@ -19,9 +19,10 @@ from campaigns.campaign_sends import campaigns_send_due
 from campaigns.firing import playbooks_evaluate
 from campaigns.outcomes import outcomes_sweep
 from dashboard.snapshots import overview_refresh
+from proactive.insights.discovery import insight_metrics
 from proactive.insights.service import insights_refresh
 from proactive.models import PipelineRun
-from proactive.scoring.registry import model_train
+from proactive.scoring.registry import model_train_reusable
 from proactive.scoring.scoring import Scorer, score_all
 from proactive.scoring.training import training_metrics
 
@@ -38,8 +39,14 @@ def step_features(run: PipelineRun) -> Counts:
     }
 
 
+REUSABLE = "_training_snapshots"  # the train step's snapshots, on the run object, for insights
+
+
 def step_train(run: PipelineRun) -> Counts:
-    model = model_train(tenant=run.tenant, as_of=run.as_of)
+    # The insights step's features are computed in training's pass over the cut-offs.
+    insight_names = [str(m) for m in insight_metrics(run.tenant, run.as_of)]
+    model, reusable = model_train_reusable(tenant=run.tenant, as_of=run.as_of, extra_names=insight_names)
+    setattr(run, REUSABLE, reusable)
     return {
         "version": model.version,
         "status": model.status,
@@ -51,7 +58,9 @@ def step_train(run: PipelineRun) -> Counts:
 
 
 def step_insights(run: PipelineRun) -> Counts:
-    return insights_refresh(tenant=run.tenant, as_of=run.as_of, run=run)
+    reusable = getattr(run, REUSABLE, None)
+    setattr(run, REUSABLE, None)  # tens of MB at 100,000 customers: not kept past this step
+    return insights_refresh(tenant=run.tenant, as_of=run.as_of, run=run, reuse=reusable)
 
 
 def step_score(run: PipelineRun) -> Counts:

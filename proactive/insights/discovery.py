@@ -25,7 +25,7 @@ from proactive.insights import candidates as cands
 from proactive.insights.candidates import Candidate, Leaf
 from proactive.insights.stats import Clusters, Evidence, bh_qvalues, evidence, screen_z
 from proactive.scoring.labels import customer_first_seen, target_patterns
-from proactive.scoring.training import build_snapshots, choose_cutoffs, training_metrics
+from proactive.scoring.training import Reusable, Snapshots, build_snapshots, choose_cutoffs, training_metrics
 
 SIGNAL_KINDS = (Kind.COUNT, Kind.DAYS_SINCE_LAST, Kind.TREND, Kind.DAYS_SINCE_SIGNUP)
 EXTRA_NAMES = 30  # catalogue names beyond the model's features that get their own candidates
@@ -144,8 +144,58 @@ class _Screened:
     parents: tuple[Candidate, Candidate] | None = None
 
 
-def discover(*, tenant: Tenant, as_of: datetime) -> Discovery:
-    """Insights as of `as_of` from snapshots at the model's cut-offs (see the module docstring)."""
+def _snapshots(
+    *,
+    tenant: Tenant,
+    as_of: datetime,
+    cutoffs: list[datetime],
+    names: list[str],
+    first_ids: np.ndarray,
+    first_seen: np.ndarray,
+    reuse: Reusable | None,
+) -> tuple[Snapshots, str]:
+    """The snapshots at `cutoffs` with columns `names`: taken from the same run's training where
+    it holds them (same as-of, target and horizon), computing only the columns it lacks."""
+    horizon = tenant.horizon_days
+
+    def build(wanted: list[str]) -> Snapshots:
+        return build_snapshots(
+            tenant=tenant,
+            cutoffs=cutoffs,
+            names=wanted,
+            horizon_days=horizon,
+            first_ids=first_ids,
+            first_seen=first_seen,
+        )
+
+    if reuse is None or (reuse.target, reuse.horizon_days, reuse.as_of) != (
+        tenant.prediction_target,
+        horizon,
+        as_of,
+    ):
+        return build(names), "computed"
+    got = reuse.snapshots.at(cutoffs, names)
+    if got is None:
+        return build(names), "computed"
+    missing = [j for j, n in enumerate(names) if n not in set(reuse.snapshots.names)]
+    if not missing:
+        return got, "reused"
+    extra = build([names[j] for j in missing])
+    mine = np.lexsort((got.customer_ids, got.cutoff_index))
+    theirs = np.lexsort((extra.customer_ids, extra.cutoff_index))
+    if not (
+        np.array_equal(got.customer_ids[mine], extra.customer_ids[theirs])
+        and np.array_equal(got.cutoff_index[mine], extra.cutoff_index[theirs])
+    ):
+        return build(names), "computed"
+    for k, j in enumerate(missing):
+        got.x[mine, j] = extra.x[theirs, k]
+    return got, f"reused, {len(missing)} of {len(names)} columns computed"
+
+
+def discover(*, tenant: Tenant, as_of: datetime, reuse: Reusable | None = None) -> Discovery:
+    """Insights as of `as_of` from snapshots at the model's cut-offs (see the module docstring).
+    `reuse`: the same run's training snapshots, used for the columns they hold."""
     clock = time.perf_counter()
     seconds: dict[str, float] = {}
 
@@ -170,13 +220,14 @@ def discover(*, tenant: Tenant, as_of: datetime) -> Discovery:
             horizon,
             stats={"seconds": seconds},
         )
-    snaps = build_snapshots(
+    snaps, source = _snapshots(
         tenant=tenant,
+        as_of=as_of,
         cutoffs=train_cuts + val_cuts,
         names=[str(m) for m in metrics],
-        horizon_days=horizon,
         first_ids=first_ids,
         first_seen=first_seen,
+        reuse=reuse,
     )
     attr_ids, attr_labels, attr_values = attribute_columns(tenant, as_of)
     if len(attr_labels):
@@ -204,6 +255,7 @@ def discover(*, tenant: Tenant, as_of: datetime) -> Discovery:
         "validation_rows": int(len(val_y)),
         "validation_reached": int(val_y.sum()),
         "metrics": len(metrics),
+        "snapshots": source,
         "seconds": seconds,
     }
     problems = []

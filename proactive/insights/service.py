@@ -16,6 +16,7 @@ from proactive.insights.discovery import Discovery, discover
 from proactive.insights.words import insight_sentence, leaves_of, pattern_kind
 from proactive.models import Insight, InsightRun, PipelineRun
 from proactive.rollups import rollups_fold
+from proactive.scoring.training import Reusable
 
 
 def matching_now(*, tenant: Tenant, as_of: datetime, conditions: list[dict]) -> list[int]:
@@ -48,13 +49,16 @@ def matching_now(*, tenant: Tenant, as_of: datetime, conditions: list[dict]) -> 
     return counts
 
 
-def insights_refresh(*, tenant: Tenant, as_of: datetime, run: PipelineRun | None = None) -> dict[str, Any]:
-    """Discover insights as of `as_of` and store them for this run (the pipeline's insights step).
+def insights_refresh(
+    *, tenant: Tenant, as_of: datetime, run: PipelineRun | None = None, reuse: Reusable | None = None
+) -> dict[str, Any]:
+    """Discover insights as of `as_of` and store them for this run (the pipeline's insights step);
+    `reuse` is the same run's training snapshots.
 
     A retried run replaces what it stored before; other runs' insights stay as history. Pending
     rollup deltas are folded first, so the signal catalogue the candidates come from is complete."""
     rollups_fold(tenant_id=tenant.pk)
-    found: Discovery = discover(tenant=tenant, as_of=as_of)
+    found: Discovery = discover(tenant=tenant, as_of=as_of, reuse=reuse)
     started = time.perf_counter()
     counts = matching_now(tenant=tenant, as_of=as_of, conditions=[f.condition for f in found.results])
     found.stats.setdefault("seconds", {})["matching_now"] = round(time.perf_counter() - started, 3)

@@ -7,6 +7,7 @@ model never trained on; the reason is written to `RiskModel.notes`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from functools import lru_cache
 
@@ -135,7 +136,24 @@ def _next_version(tenant: Tenant) -> int:
 
 def model_train(*, tenant: Tenant, as_of: datetime) -> RiskModel:
     """Train a new version and decide its status (active, rejected or insufficient_data)."""
-    outcome = training.train(tenant=tenant, as_of=as_of)
+    return model_train_reusable(tenant=tenant, as_of=as_of)[0]
+
+
+def model_train_reusable(
+    *, tenant: Tenant, as_of: datetime, extra_names: Sequence[str] = ()
+) -> tuple[RiskModel, training.Reusable | None]:
+    """`model_train`, and the training snapshots (with the features `extra_names` too) for the
+    insights step of the same run."""
+    outcome = training.train(tenant=tenant, as_of=as_of, extra_names=extra_names)
+    reusable = (
+        training.Reusable(tenant.prediction_target, tenant.horizon_days, as_of, outcome.snapshots)
+        if outcome.snapshots is not None
+        else None
+    )
+    return _model_store(tenant=tenant, as_of=as_of, outcome=outcome), reusable
+
+
+def _model_store(*, tenant: Tenant, as_of: datetime, outcome: training.Outcome) -> RiskModel:
     common = {
         "target": tenant.prediction_target,
         "horizon_days": tenant.horizon_days,

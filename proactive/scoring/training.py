@@ -11,6 +11,7 @@ from customers as old as the ones it scores.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -87,6 +88,41 @@ class Snapshots:
     cutoff_index: np.ndarray
     cutoffs: list[datetime]
     age: np.ndarray  # days since the customer first existed, at the row's cut-off
+
+    def at(self, cutoffs: list[datetime], names: list[str]) -> Snapshots | None:
+        """The rows of `cutoffs` (re-indexed in that order) and the columns `names` that this
+        snapshot holds, or None when it lacks one of the cut-offs. Columns it lacks are NaN."""
+        stamps = [c.timestamp() for c in self.cutoffs]
+        try:
+            where = [stamps.index(c.timestamp()) for c in cutoffs]
+        except ValueError:
+            return None
+        remap = np.full(len(self.cutoffs), -1, dtype=np.int64)
+        remap[where] = np.arange(len(cutoffs))
+        new_index = remap[self.cutoff_index]
+        rows = np.flatnonzero(new_index >= 0)
+        position = {n: i for i, n in enumerate(self.names)}
+        x = np.full((len(rows), len(names)), np.nan, dtype=np.float32)
+        for j, name in enumerate(names):
+            if name in position:
+                x[:, j] = self.x[rows, position[name]]
+        return Snapshots(
+            names, x, self.y[rows], self.customer_ids[rows], new_index[rows], list(cutoffs), self.age[rows]
+        )
+
+    def columns(self, k: int) -> Snapshots:
+        """The first `k` columns, as a view (writes go through to this snapshot)."""
+        if k == len(self.names):
+            return self
+        return Snapshots(
+            self.names[:k],
+            self.x[:, :k],
+            self.y,
+            self.customer_ids,
+            self.cutoff_index,
+            self.cutoffs,
+            self.age,
+        )
 
     def take(self, mask: np.ndarray) -> Snapshots:
         return Snapshots(
@@ -173,6 +209,17 @@ def holdout_half(customer_ids: np.ndarray, seed: int = SPLIT_SEED) -> np.ndarray
 
 
 @dataclass
+class Reusable:
+    """A training run's snapshots, for the insights step of the same pipeline run: the same
+    cut-offs, customers and labels, so discovery need not compute them again."""
+
+    target: str
+    horizon_days: int
+    as_of: datetime
+    snapshots: Snapshots
+
+
+@dataclass
 class Outcome:
     ok: bool
     reason: str
@@ -184,6 +231,8 @@ class Outcome:
     metrics: dict = field(default_factory=dict)
     evaluation: Snapshots | None = None
     baselines: list = field(default_factory=list)  # refitted, for evaluations beyond `as_of`
+    # Every closed cut-off's rows: the insights step of the same run reuses them.
+    snapshots: Snapshots | None = None
 
 
 def _subsample(snaps: Snapshots) -> Snapshots:
@@ -202,7 +251,9 @@ def _summary(y: np.ndarray, p: np.ndarray) -> dict:
     return out
 
 
-def train(*, tenant: Tenant, as_of: datetime, refit_baselines: bool = False) -> Outcome:
+def train(
+    *, tenant: Tenant, as_of: datetime, refit_baselines: bool = False, extra_names: Sequence[str] = ()
+) -> Outcome:
     """Snapshots -> selection fit with early stopping -> calibration -> metrics and baselines on
     untouched rows -> refit on every closed cut-off.
 
@@ -233,14 +284,17 @@ def train(*, tenant: Tenant, as_of: datetime, refit_baselines: bool = False) -> 
             f"so that training and validation label windows of {horizon} days have elapsed",
             names,
         )
-    snaps = build_snapshots(
+    extra = [n for n in dict.fromkeys(extra_names) if n not in names]
+    # `extra_names` ride along in the same pass (the insights step reads them), not in the model.
+    computed = build_snapshots(
         tenant=tenant,
         cutoffs=closed,
-        names=names,
+        names=names + extra,
         horizon_days=horizon,
         first_ids=first_ids,
         first_seen=first_seen,
     )
+    snaps = computed.columns(len(names))
     row_cut = np.array([c.timestamp() for c in closed])[snaps.cutoff_index]
     is_val = row_cut >= min(val_cuts).timestamp()
     is_train = np.isin(row_cut, [c.timestamp() for c in train_cuts])
@@ -316,6 +370,7 @@ def train(*, tenant: Tenant, as_of: datetime, refit_baselines: bool = False) -> 
         metrics=scores,
         evaluation=ev,
         baselines=baselines,
+        snapshots=computed,
     )
 
 

@@ -41,6 +41,7 @@ def test_a_training_run_records_the_insights_step_with_timings(tenant, trained):
     assert set(step["counts"]["seconds"]) >= {"snapshots", "singles", "pairs", "validation", "matching_now"}
     run = InsightRun.objects.for_tenant(tenant).get()
     assert run.pipeline_run_id == trained["run"]
+    assert run.stats["snapshots"] == "reused"  # the train step's pass computed the insights' features
     assert step["counts"]["insights"] == Insight.objects.for_tenant(tenant).count() > 0
 
 

@@ -13,11 +13,13 @@ from campaigns.conditions import parse_condition
 from campaigns.playbooks import matching_sql
 from demo.data import generate_demo_data
 from proactive.ingest import rollups_rebuild, signals_copy_insert
-from proactive.insights.discovery import discover
+from proactive.insights.discovery import discover, insight_metrics
 from proactive.insights.stats import Clusters, bh_qvalues, evidence
 from proactive.insights.words import insight_sentence, pattern_kind
 from proactive.models import Customer
 from proactive.scoring.labels import customer_first_seen
+from proactive.scoring.registry import model_train_reusable
+from proactive.scoring.training import Reusable
 
 pytestmark = pytest.mark.django_db
 
@@ -43,6 +45,28 @@ def test_the_planted_precursors_are_among_the_top_insights(tenant):
     assert found.stats["tried"] > 1000  # every candidate tried counts in the correction
     lows = [f.evidence.ci95[0] for f in found.results]
     assert lows == sorted(lows, reverse=True)
+    assert found.stats["snapshots"] == "computed"
+
+    # The pipeline hands the same run's training snapshots to discovery: the same insights.
+    names = [str(m) for m in insight_metrics(tenant, END)]
+    plain, partial = model_train_reusable(tenant=tenant, as_of=END)
+    assert partial is not None
+    some = discover(tenant=tenant, as_of=END, reuse=partial)  # the model's columns, the rest computed
+    assert some.stats["snapshots"].startswith("reused,") and some.stats["snapshots"].endswith(
+        "columns computed"
+    )
+    riding, reusable = model_train_reusable(tenant=tenant, as_of=END, extra_names=names)
+    assert riding.feature_names == plain.feature_names  # the extra columns are not the model's
+    assert riding.metrics["auc"] == plain.metrics["auc"] and riding.metrics["brier"] == plain.metrics["brier"]
+    assert reusable is not None
+    reused = discover(tenant=tenant, as_of=END, reuse=reusable)
+    assert reused.stats["snapshots"] == "reused", reused.stats
+    for other in (some, reused):
+        assert [(f.condition, f.evidence, f.q_value) for f in other.results] == [
+            (f.condition, f.evidence, f.q_value) for f in found.results
+        ]
+    stale = Reusable(reusable.target, reusable.horizon_days + 7, END, reusable.snapshots)
+    assert discover(tenant=tenant, as_of=END, reuse=stale).stats["snapshots"] == "computed"
 
 
 def test_contacts_shuffled_across_customers_give_no_insight(tenant):
