@@ -270,6 +270,7 @@ def incident_detail(request: TenantRequest, incident_id: Any) -> HttpResponse:
             if state.get("last_elevated_at")
             else None,
             "comparison": contact_comparison(tenant, incident),
+            "checked_at": state.get("checked_at") or (incident.detection or {}).get("detected_at"),
             "can_act": request.membership.is_admin,
         },
     )

@@ -220,7 +220,7 @@ def test_the_overview_reads_what_the_pipeline_stored_and_says_how_old_it_is(tena
     )
     text = client.get("/t/acme/").content.decode()
     assert "0 sent to 0 of 8 customers" in text  # as of the last run, and it says so
-    assert "Figures are computed by every pipeline run (these 0" in text
+    assert "Figures are computed by every pipeline run: these are <time class=\"as-of\"" in text
     overview_refresh(tenant=tenant)  # the pipeline's "pages" step
     assert "1 sent to 1 of 8 customers" in client.get("/t/acme/").content.decode()
 
