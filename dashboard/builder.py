@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from django.db import connection
 from django.http import QueryDict
+from django.utils import timezone
 
 from accounts.models import Tenant
 from campaigns.conditions import ConditionError, condition_metrics, parse_condition
@@ -53,6 +54,14 @@ def default_leaf(tenant: Tenant) -> dict[str, Any]:
     families = signal_families(tenant)
     pattern = families[0][0] if families else "*"
     return {"metric": f"count({pattern}, 7)", "op": "gte", "value": 1}
+
+
+def default_incident_leaf(tenant: Tenant) -> dict[str, Any]:
+    """Customers who hit the tenant's busiest error family (else busiest family) in the last hour."""
+    families = [p for p, _ in signal_families(tenant)]
+    pattern = next((p for p in families if p.startswith("error")), families[0] if families else "*")
+    since = (timezone.now() - timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
+    return {"metric": f"count_since({pattern}, {since.astimezone(UTC).isoformat()})", "op": "gte", "value": 1}
 
 
 # ---- form <-> tree -------------------------------------------------------------------------

@@ -7,6 +7,7 @@ an API call accept and refuse exactly the same playbooks, campaigns and incident
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -52,6 +53,27 @@ def _action_from_form(post: Any, prefix: str = "") -> dict[str, Any]:
         "cta_url": post.get(f"{prefix}cta_url", "").strip(),
         "requires_review": post.get("requires_review") == "on",
         "priority": post.get("priority", "normal"),
+    }
+
+
+def _error_words(field: str, message: str) -> str:
+    """The validator's message without the field's own path, conditions named by position:
+    "affected.all[1].any[0].value: ..." -> "condition 2 › 1, value: ..."."""
+    message = re.sub(rf"^{re.escape(field)}(\.|(?=\[)|: )", "", message)
+    head, sep, rest = message.partition(": ")
+    if not sep or not re.fullmatch(r"[\w\[\].]+", head):
+        return message
+    steps = [str(int(n) + 1) for n in re.findall(r"(?:all|any)\[(\d+)\]", head)]
+    tail = re.sub(r"(?:(?:all|any)\[\d+\]|not)\.?", "", head).strip(".")
+    where = f"condition {' › '.join(steps)}" if steps else ""
+    where = ", ".join(p for p in (where, tail.replace("_", " ")) if p)
+    return f"{where}: {rest}" if where else rest
+
+
+def _errors(serializer: Any, labels: dict[str, str] | None = None) -> dict[str, str]:
+    return {
+        (labels or {}).get(k, k): " ".join(_error_words(k, str(e)) for e in v)
+        for k, v in serializer.errors.items()
     }
 
 
@@ -193,7 +215,7 @@ def _playbook_form(request: TenantRequest, playbook: Playbook | None) -> HttpRes
                 )
                 messages.success(request, "Saved.")
             return redirect("dashboard:playbook_detail", tenant_slug=tenant.slug, playbook_id=playbook.pk)
-        errors = {k: " ".join(str(e) for e in v) for k, v in serializer.errors.items()}
+        errors = _errors(serializer)
     else:
         condition = playbook.trigger if playbook else {"all": [builder.default_leaf(tenant)]}
         action = {**DEFAULT_ACTION, **(playbook.action if playbook else {})}
@@ -286,7 +308,7 @@ def campaign_new(request: TenantRequest) -> HttpResponse:
                 f"{timezone.localtime(campaign.send_at, tenant.tz):%Y-%m-%d %H:%M}.",
             )
             return redirect("dashboard:campaign_detail", tenant_slug=tenant.slug, campaign_id=campaign.pk)
-        errors = {k: " ".join(str(e) for e in v) for k, v in serializer.errors.items()}
+        errors = _errors(serializer)
         settings["send_at"] = request.POST.get("send_at", default_send)
         settings["when"] = request.POST.get("when", "later")
     else:
@@ -375,11 +397,9 @@ def _incident_form(request: TenantRequest, incident: Incident | None) -> HttpRes
                 else:
                     messages.success(request, "Saved. Nobody is notified until the incident is confirmed.")
             return redirect("dashboard:incident_detail", tenant.slug, incident.pk)
-        errors = {
-            INCIDENT_LABELS.get(k, k): " ".join(str(e) for e in v) for k, v in serializer.errors.items()
-        }
+        errors = _errors(serializer, INCIDENT_LABELS)
     else:
-        condition = incident.affected if incident else {"all": [builder.default_leaf(tenant)]}
+        condition = incident.affected if incident else {"all": [builder.default_incident_leaf(tenant)]}
         action = {**INCIDENT_NOTICE, **(incident.notice if incident else {})}
         follow_up = {**DEFAULT_ACTION, **((incident.follow_up or {}) if incident else {})}
         settings = _incident_initial(incident)

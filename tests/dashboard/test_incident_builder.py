@@ -128,7 +128,8 @@ def test_bad_input_is_refused_with_the_apis_words(world):
     assert response.status_code == 400 and 'id="form-errors"' in html
     assert "Component: This field may not be blank." in html
     assert "Affected customers:" in html and "is not an ISO 8601 time" in html
-    assert "Notice:" in html and "Follow-up:" in html
+    assert "Notice: title:" in html and "Follow-up: title:" in html  # named as the form labels them
+    assert "Affected customers: condition 1, metric: " in html
     assert not Incident.objects.for_tenant(world).exists()
     # What was typed is kept for the next attempt.
     assert 'value="Bank sync failing"' in html and 'value="pro"' in html
