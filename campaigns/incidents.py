@@ -69,6 +69,50 @@ def incident_open(
     return incident, fire(tenant=tenant, as_of=as_of, sources=[_incident_source(incident)])
 
 
+EDITABLE = (Incident.Status.SUSPECTED, Incident.Status.OPEN)
+
+
+@transaction.atomic
+def incident_update(
+    *,
+    tenant: Tenant,
+    incident: Incident,
+    data: dict[str, Any],
+    as_of: datetime | None = None,
+    actor: User | None = None,
+) -> tuple[bool, dict[str, Any]]:
+    """Change a suspected or open incident's title, component, affected condition and messages
+    (conditional on its status: False when it is no longer suspected or open). An open one then
+    notifies the customers who newly match at once; those already notified keep what they got."""
+    parse_condition(data["affected"], "affected")
+    fields = {
+        "component": data["component"],
+        "title": data["title"],
+        "affected": data["affected"],
+        "notice": action_validate({**data["notice"], "requires_review": False}, "notice"),
+        "follow_up": (
+            action_validate({**data["follow_up"], "requires_review": False}, "follow_up")
+            if data.get("follow_up")
+            else None
+        ),
+        "overrides_budget": data.get("overrides_budget", incident.overrides_budget),
+    }
+    changed = Incident.objects.for_tenant(tenant).filter(pk=incident.pk, status__in=EDITABLE).update(**fields)
+    if not changed:
+        return False, {"fired": 0}
+    incident.refresh_from_db()
+    audit_record(
+        tenant=tenant,
+        actor=actor,
+        action="incident.update",
+        target=incident,
+        data={"component": incident.component},
+    )
+    if incident.status != Incident.Status.OPEN:
+        return True, {"fired": 0}
+    return True, fire(tenant=tenant, as_of=as_of or timezone.now(), sources=[_incident_source(incident)])
+
+
 def incidents_notify(*, tenant: Tenant, as_of: datetime) -> dict[str, Any]:
     """Notify customers who newly match an open incident's condition (one notice each)."""
     sources = []

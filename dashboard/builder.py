@@ -1,8 +1,8 @@
-"""The playbook and campaign builders' form state: a condition tree as plain form fields.
+"""The playbook, campaign and incident builders' form state: a condition tree as plain form fields.
 
 Admins never type JSON. Each node of the tree is a path (`r`, `r.0`, `r.0.1`) listed in the
 `node` fields in document order, with `type-PATH` (all, any, not or leaf) and, for a leaf, the
-picker's fields (`measure-`, `signal-`, `days-`, `attr-`, `op-`, `value-`). `condition_from_form`
+picker's fields (`measure-`, `signal-`, `days-`, `since-`, `attr-`, `op-`, `value-`). `condition_from_form`
 turns them back into the contract's condition JSON, which the service layer validates exactly
 as the API does; `apply_op` edits the tree for the add/remove buttons.
 """
@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from django.db import connection
 from django.http import QueryDict
+from django.utils import timezone
 
 from accounts.models import Tenant
 from campaigns.conditions import ConditionError, condition_metrics, parse_condition
@@ -26,6 +27,7 @@ from proactive.models import SignalName
 
 MEASURES = [
     ("count", "How many signals in the last N days"),
+    ("count_since", "How many signals since a date and time"),
     ("days_since_last", "Days since the last signal"),
     ("trend", "Trend of signals (last 7 days vs the 4 weeks before)"),
     ("days_since_signup", "Days since sign-up"),
@@ -54,6 +56,14 @@ def default_leaf(tenant: Tenant) -> dict[str, Any]:
     return {"metric": f"count({pattern}, 7)", "op": "gte", "value": 1}
 
 
+def default_incident_leaf(tenant: Tenant) -> dict[str, Any]:
+    """Customers who hit the tenant's busiest error family (else busiest family) in the last hour."""
+    families = [p for p, _ in signal_families(tenant)]
+    pattern = next((p for p in families if p.startswith("error")), families[0] if families else "*")
+    since = (timezone.now() - timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
+    return {"metric": f"count_since({pattern}, {since.astimezone(UTC).isoformat()})", "op": "gte", "value": 1}
+
+
 # ---- form <-> tree -------------------------------------------------------------------------
 
 
@@ -76,12 +86,26 @@ def _attribute_value(text: str) -> Any:
     return value
 
 
-def _leaf_from_form(post: QueryDict, path: str) -> dict[str, Any]:
+def _since_iso(text: str, tz: tzinfo) -> str:
+    """A datetime-local field (the tenant's wall clock) as UTC ISO; bad input is kept for the
+    validator to name."""
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return text.strip()
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=tz)
+    return parsed.astimezone(UTC).isoformat()
+
+
+def _leaf_from_form(post: QueryDict, path: str, tz: tzinfo) -> dict[str, Any]:
     measure = post.get(f"measure-{path}", "count")
     signal = (post.get(f"signal-{path}") or "*").strip()
     days = (post.get(f"days-{path}") or "7").strip()
     if measure == "count":
         metric = f"count({signal}, {days})"
+    elif measure == "count_since":
+        metric = f"count_since({signal}, {_since_iso(post.get(f'since-{path}') or '', tz)})"
     elif measure in ("days_since_last", "trend"):
         metric = f"{measure}({signal})"
     elif measure == "attribute":
@@ -101,8 +125,9 @@ def _leaf_from_form(post: QueryDict, path: str) -> dict[str, Any]:
     return leaf
 
 
-def condition_from_form(post: QueryDict, root: str = "r") -> dict[str, Any] | None:
-    """The condition JSON the form describes (None when it has no nodes)."""
+def condition_from_form(post: QueryDict, root: str = "r", tz: tzinfo = UTC) -> dict[str, Any] | None:
+    """The condition JSON the form describes (None when it has no nodes); `since-` times are
+    read in `tz` (the tenant's)."""
     paths = post.getlist("node")[:MAX_NODES]
     if root not in paths:
         return None
@@ -118,7 +143,7 @@ def condition_from_form(post: QueryDict, root: str = "r") -> dict[str, Any] | No
             return {kind: [build(k) for k in kids]}
         if kind == "not":
             return {"not": build(kids[0]) if kids else {}}
-        return _leaf_from_form(post, path)
+        return _leaf_from_form(post, path, tz)
 
     return build(root)
 
@@ -177,6 +202,7 @@ class LeafView:
     measure: str
     signal: str
     days: int | str
+    since: str  # datetime-local text in the tenant's time zone
     attr: str
     op: str
     value: str
@@ -200,20 +226,25 @@ def _value_text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _leaf_view(path: str, data: dict[str, Any]) -> LeafView:
+def _leaf_view(path: str, data: dict[str, Any], tz: tzinfo) -> LeafView:
     name = str(data.get("metric", ""))
     try:
         metric: Metric | None = parse_metric(name)
     except MetricError:
         metric = None
     kind = str(metric.kind) if metric else "count"
+    signal = metric.pattern if metric and metric.pattern else "*"
     if metric is None and name.startswith("attribute."):
         kind = "attribute"  # picked in the measure list, its key not chosen yet
+    elif metric is None and name.startswith("count_since("):
+        kind = "count_since"  # its time not chosen yet
+        signal = name.removeprefix("count_since(").split(",", 1)[0].strip() or "*"
     return LeafView(
         path=path,
         measure=kind,
-        signal=(metric.pattern if metric and metric.pattern else "*"),
+        signal=signal,
         days=(metric.days if metric and metric.days else 7),
+        since=(metric.since.astimezone(tz).strftime("%Y-%m-%dT%H:%M") if metric and metric.since else ""),
         attr=(metric.key if metric and metric.key else ""),
         op=str(data.get("op", "gte")),
         value=_value_text(data.get("value", "")),
@@ -221,8 +252,10 @@ def _leaf_view(path: str, data: dict[str, Any]) -> LeafView:
     )
 
 
-def tree_view(tree: dict[str, Any] | None, path: str = "r", removable: bool = False) -> NodeView:
-    """The tree as nested views with their paths (the form fields' names)."""
+def tree_view(
+    tree: dict[str, Any] | None, path: str = "r", removable: bool = False, tz: tzinfo = UTC
+) -> NodeView:
+    """The tree as nested views with their paths (the form fields' names); times in `tz`."""
     tree = tree if isinstance(tree, dict) else {}
     for kind in ("all", "any"):
         if kind in tree and isinstance(tree[kind], list):
@@ -230,12 +263,12 @@ def tree_view(tree: dict[str, Any] | None, path: str = "r", removable: bool = Fa
             return NodeView(
                 path,
                 kind,
-                [tree_view(c, f"{path}.{i}", removable=len(items) > 1) for i, c in enumerate(items)],
+                [tree_view(c, f"{path}.{i}", len(items) > 1, tz) for i, c in enumerate(items)],
                 removable=removable,
             )
     if "not" in tree:
-        return NodeView(path, "not", [tree_view(tree["not"], f"{path}.0")], removable=removable)
-    return NodeView(path, "leaf", leaf=_leaf_view(path, tree), removable=removable)
+        return NodeView(path, "not", [tree_view(tree["not"], f"{path}.0", tz=tz)], removable=removable)
+    return NodeView(path, "leaf", leaf=_leaf_view(path, tree, tz), removable=removable)
 
 
 # ---- the tenant's catalogue -------------------------------------------------------------------
@@ -295,6 +328,12 @@ def unknown_names(tenant: Tenant, condition: Any, attributes: list[str]) -> list
     return out
 
 
+def _round(value: float) -> int | float:
+    """Counts read 3, not 3.0; fractions keep two decimals."""
+    value = round(float(value), 2)
+    return int(value) if value.is_integer() else value
+
+
 def distributions(tenant: Tenant, condition: Any, as_of: datetime) -> list[dict[str, Any]]:
     """Each metric of the condition across the tenant's customers now (one set-based query):
     quartiles and the 90th/99th percentile for numbers, the commonest values for attributes."""
@@ -321,8 +360,8 @@ def distributions(tenant: Tenant, condition: Any, as_of: datetime) -> list[dict[
                         "words": metric_words(str(m)),
                         "customers": total,
                         "defined": defined,
-                        "quantiles": [round(q, 2) for q in (quantiles or [])],
-                        "max": round(top, 2) if top is not None else None,
+                        "quantiles": [_round(q) for q in (quantiles or [])],
+                        "max": _round(top) if top is not None else None,
                     }
                 )
             else:

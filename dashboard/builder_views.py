@@ -1,16 +1,18 @@
-"""Playbook and campaign builders: server-rendered forms, HTMX for the tree and the live panel.
+"""Playbook, campaign and incident builders: server-rendered forms, HTMX for the tree and the
+live panel.
 
 Saving goes through the API's input serializers and the campaigns services, so a page save and
-an API call accept and refuse exactly the same playbooks and campaigns.
+an API call accept and refuse exactly the same playbooks, campaigns and incidents.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib import messages
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -19,16 +21,18 @@ from django_htmx.http import trigger_client_event
 from accounts.models import Membership
 from accounts.rate_limits import PREVIEW_BUDGET, tenant_key
 from accounts.tenancy import TenantRequest, tenant_view
-from campaigns import campaign_sends, playbooks, rules
-from campaigns.api import CampaignInputSerializer, PlaybookInputSerializer
+from campaigns import campaign_sends, incidents, playbooks, rules, selectors
+from campaigns.api import CampaignInputSerializer, IncidentInputSerializer, PlaybookInputSerializer
 from campaigns.conditions import ConditionError, parse_condition, render_text
-from campaigns.models import Outreach, Playbook
+from campaigns.models import Incident, Outreach, Playbook
 from campaigns.rendering import FIELDS, render_message, typed_html, unknown_variables
 from dashboard import builder
 from dashboard.effect_selectors import playbook_get
 from proactive.models import Customer
 
 ADMIN = Membership.Role.ADMIN
+KINDS = ("playbook", "campaign", "incident")
+CONDITION_PATH = {"playbook": "trigger", "campaign": "audience", "incident": "affected"}
 DEFAULT_ACTION = {
     "channel": "in_app",
     "title": "",
@@ -40,16 +44,46 @@ DEFAULT_ACTION = {
 }
 
 
-def _action_from_form(post: Any) -> dict[str, Any]:
+def _action_from_form(post: Any, prefix: str = "") -> dict[str, Any]:
     return {
-        "channel": post.get("channel", "in_app"),
-        "title": post.get("title", ""),
-        "body": post.get("body", "").replace("\r\n", "\n"),
-        "cta_label": post.get("cta_label", "").strip(),
-        "cta_url": post.get("cta_url", "").strip(),
+        "channel": post.get(f"{prefix}channel", "in_app"),
+        "title": post.get(f"{prefix}title", ""),
+        "body": post.get(f"{prefix}body", "").replace("\r\n", "\n"),
+        "cta_label": post.get(f"{prefix}cta_label", "").strip(),
+        "cta_url": post.get(f"{prefix}cta_url", "").strip(),
         "requires_review": post.get("requires_review") == "on",
         "priority": post.get("priority", "normal"),
     }
+
+
+def _error_words(field: str, message: str) -> str:
+    """The validator's message without the field's own path, conditions named by position:
+    "affected.all[1].any[0].value: ..." -> "condition 2 › 1, value: ..."."""
+    message = re.sub(rf"^{re.escape(field)}(\.|(?=\[)|: )", "", message)
+    head, sep, rest = message.partition(": ")
+    if not sep or not re.fullmatch(r"[\w\[\].]+", head):
+        return message
+    steps = [str(int(n) + 1) for n in re.findall(r"(?:all|any)\[(\d+)\]", head)]
+    tail = re.sub(r"(?:(?:all|any)\[\d+\]|not)\.?", "", head).strip(".")
+    where = f"condition {' › '.join(steps)}" if steps else ""
+    where = ", ".join(p for p in (where, tail.replace("_", " ")) if p)
+    return f"{where}: {rest}" if where else rest
+
+
+def _errors(serializer: Any, labels: dict[str, str] | None = None) -> dict[str, str]:
+    return {
+        (labels or {}).get(k, k): " ".join(_error_words(k, str(e)) for e in v)
+        for k, v in serializer.errors.items()
+    }
+
+
+def _kind(post: Any) -> str:
+    kind = post.get("kind")
+    return kind if kind in KINDS else "playbook"
+
+
+def _condition(request: TenantRequest) -> dict[str, Any] | None:
+    return builder.condition_from_form(request.POST, tz=request.tenant.tz)
 
 
 def _int(post: Any, name: str, default: int) -> int | str:
@@ -69,7 +103,7 @@ def _form_context(
     attributes = builder.attribute_keys(tenant)
     return {
         "kind": kind,
-        "tree": builder.tree_view(condition),
+        "tree": builder.tree_view(condition, tz=tenant.tz),
         "catalogue": builder.signal_catalogue(tenant),
         "attribute_keys": attributes,
         "measures": builder.MEASURES,
@@ -95,7 +129,7 @@ def _panel(request: TenantRequest, *, kind: str, condition: Any, action: dict[st
         "throttled": 0,
     }
     try:
-        parsed = parse_condition(condition, "trigger" if kind == "playbook" else "audience")
+        parsed = parse_condition(condition, CONDITION_PATH[kind])
     except ConditionError as exc:
         panel["condition_error"] = str(exc)
     else:
@@ -156,7 +190,7 @@ def _playbook_form(request: TenantRequest, playbook: Playbook | None) -> HttpRes
     tenant = request.tenant
     errors: dict[str, Any] = {}
     if request.method == "POST":
-        condition = builder.condition_from_form(request.POST)
+        condition = _condition(request)
         action = _action_from_form(request.POST)
         settings = {
             "name": request.POST.get("name", "").strip(),
@@ -181,7 +215,7 @@ def _playbook_form(request: TenantRequest, playbook: Playbook | None) -> HttpRes
                 )
                 messages.success(request, "Saved.")
             return redirect("dashboard:playbook_detail", tenant_slug=tenant.slug, playbook_id=playbook.pk)
-        errors = {k: " ".join(str(e) for e in v) for k, v in serializer.errors.items()}
+        errors = _errors(serializer)
     else:
         condition = playbook.trigger if playbook else {"all": [builder.default_leaf(tenant)]}
         action = {**DEFAULT_ACTION, **(playbook.action if playbook else {})}
@@ -207,9 +241,9 @@ def playbook_edit(request: TenantRequest, playbook_id: Any) -> HttpResponse:
 def builder_tree(request: TenantRequest) -> HttpResponse:
     """HTMX: add or remove a node; returns the redrawn tree."""
     tenant = request.tenant
-    tree = builder.apply_op(builder.condition_from_form(request.POST), request.POST.get("op", ""), tenant)
+    tree = builder.apply_op(_condition(request), request.POST.get("op", ""), tenant)
     context = {
-        "tree": builder.tree_view(tree),
+        "tree": builder.tree_view(tree, tz=tenant.tz),
         "catalogue": builder.signal_catalogue(tenant),
         "attribute_keys": builder.attribute_keys(tenant),
         "measures": builder.MEASURES,
@@ -224,9 +258,10 @@ def builder_tree(request: TenantRequest) -> HttpResponse:
 @tenant_view(ADMIN)
 def builder_panel(request: TenantRequest) -> HttpResponse:
     """HTMX: the live panel for the form as it stands (nothing is saved)."""
-    kind = "campaign" if request.POST.get("kind") == "campaign" else "playbook"
-    condition = builder.condition_from_form(request.POST)
-    context = _panel(request, kind=kind, condition=condition, action=_action_from_form(request.POST))
+    kind = _kind(request.POST)
+    context = _panel(
+        request, kind=kind, condition=_condition(request), action=_action_from_form(request.POST)
+    )
     context["kind"] = kind
     return render(request, "dashboard/_builder_panel.html", context)
 
@@ -250,7 +285,7 @@ def campaign_new(request: TenantRequest) -> HttpResponse:
         "%Y-%m-%dT%H:%M"
     )
     if request.method == "POST":
-        condition = builder.condition_from_form(request.POST)
+        condition = _condition(request)
         action = _action_from_form(request.POST)
         send_at = _local_datetime(request.POST.get("send_at", ""), tenant)
         if request.POST.get("when") == "now":
@@ -273,7 +308,7 @@ def campaign_new(request: TenantRequest) -> HttpResponse:
                 f"{timezone.localtime(campaign.send_at, tenant.tz):%Y-%m-%d %H:%M}.",
             )
             return redirect("dashboard:campaign_detail", tenant_slug=tenant.slug, campaign_id=campaign.pk)
-        errors = {k: " ".join(str(e) for e in v) for k, v in serializer.errors.items()}
+        errors = _errors(serializer)
         settings["send_at"] = request.POST.get("send_at", default_send)
         settings["when"] = request.POST.get("when", "later")
     else:
@@ -283,3 +318,113 @@ def campaign_new(request: TenantRequest) -> HttpResponse:
     context = _form_context(request, kind="campaign", condition=condition, action=action)
     context.update(settings=settings, errors=errors, campaign=None)
     return render(request, "dashboard/campaign_form.html", context, status=400 if errors else 200)
+
+
+# ---- incidents ---------------------------------------------------------------------------------
+
+INCIDENT_NOTICE = {**DEFAULT_ACTION, "priority": "high"}
+# The serializer's field names as the form labels them ("title" is the incident's, not the notice's).
+INCIDENT_LABELS = {
+    "component": "Component",
+    "title": "Title",
+    "affected": "Affected customers",
+    "notice": "Notice",
+    "follow_up": "Follow-up",
+}
+
+
+def _incident_initial(incident: Incident | None) -> dict[str, Any]:
+    if incident is None:
+        return {"component": "", "title": "", "overrides_budget": True, "follow_up_on": False}
+    return {
+        "component": incident.component,
+        "title": incident.title,
+        "overrides_budget": incident.overrides_budget,
+        "follow_up_on": bool(incident.follow_up),
+    }
+
+
+def _incident_form(request: TenantRequest, incident: Incident | None) -> HttpResponse:
+    tenant = request.tenant
+    errors: dict[str, Any] = {}
+    if incident is not None and incident.status not in incidents.EDITABLE:
+        messages.error(
+            request, f"A {incident.get_status_display().lower()} incident can no longer be changed."
+        )
+        return redirect("dashboard:incident_detail", tenant.slug, incident.pk)
+    if request.method == "POST":
+        condition = _condition(request)
+        action = _action_from_form(request.POST)
+        follow_up = _action_from_form(request.POST, prefix="fu_")
+        settings = {
+            "component": request.POST.get("component", "").strip(),
+            "title": request.POST.get("incident_title", "").strip(),
+            "overrides_budget": request.POST.get("overrides_budget") == "on",
+            "follow_up_on": request.POST.get("follow_up_on") == "on",
+        }
+        serializer = IncidentInputSerializer(
+            data={
+                "component": settings["component"],
+                "title": settings["title"],
+                "overrides_budget": settings["overrides_budget"],
+                "affected": condition,
+                "notice": action,
+                "follow_up": follow_up if settings["follow_up_on"] else None,
+            }
+        )
+        if serializer.is_valid():
+            if incident is None:
+                incident, result = incidents.incident_open(
+                    tenant=tenant, data=serializer.validated_data, actor=request.user
+                )
+                messages.success(
+                    request,
+                    f"Incident opened: {result.get('sent', 0)} affected customer"
+                    f"{'' if result.get('sent', 0) == 1 else 's'} notified.",
+                )
+            else:
+                changed, result = incidents.incident_update(
+                    tenant=tenant, incident=incident, data=serializer.validated_data, actor=request.user
+                )
+                if not changed:
+                    messages.error(request, "Not saved: the incident was resolved or dismissed meanwhile.")
+                elif incident.status == Incident.Status.OPEN:
+                    messages.success(
+                        request,
+                        f"Saved: {result.get('sent', 0)} newly affected customer"
+                        f"{'' if result.get('sent', 0) == 1 else 's'} notified.",
+                    )
+                else:
+                    messages.success(request, "Saved. Nobody is notified until the incident is confirmed.")
+            return redirect("dashboard:incident_detail", tenant.slug, incident.pk)
+        errors = _errors(serializer, INCIDENT_LABELS)
+    else:
+        condition = incident.affected if incident else {"all": [builder.default_incident_leaf(tenant)]}
+        action = {**INCIDENT_NOTICE, **(incident.notice if incident else {})}
+        follow_up = {**DEFAULT_ACTION, **((incident.follow_up or {}) if incident else {})}
+        settings = _incident_initial(incident)
+    context = _form_context(request, kind="incident", condition=condition, action=action)
+    notified = 0
+    if incident is not None and incident.status == Incident.Status.OPEN:
+        notified = (
+            Outreach.objects.for_tenant(tenant)
+            .filter(incident=incident, dedupe_key__startswith="inc:", status=Outreach.Status.SENT)
+            .count()
+        )
+    context.update(
+        incident=incident, settings=settings, errors=errors, follow_up=follow_up, notified=notified
+    )
+    return render(request, "dashboard/incident_form.html", context, status=400 if errors else 200)
+
+
+@tenant_view(ADMIN)
+def incident_new(request: TenantRequest) -> HttpResponse:
+    return _incident_form(request, None)
+
+
+@tenant_view(ADMIN)
+def incident_edit(request: TenantRequest, incident_id: Any) -> HttpResponse:
+    incident = selectors.incident_get(tenant=request.tenant, incident_id=incident_id)
+    if incident is None:
+        raise Http404("No such incident")
+    return _incident_form(request, incident)

@@ -115,8 +115,18 @@ def _affected_detected_sql(tenant: Any, incident: Incident, as_of: datetime) -> 
     return sql, merge_params(params, seg_params)
 
 
+def _as_detected(incident: Incident) -> bool:
+    """A detected incident whose `affected` is still the detector's: its customers come from the
+    hourly rollups (the same set, faster); once an admin edits it, from the condition."""
+    d = incident.detection
+    if not d:
+        return False
+    started = datetime.fromisoformat(d["started_at"])
+    return incident.affected == monitoring.affected_condition(d["signal"], started, d.get("segment"))
+
+
 def _affected(tenant: Any, incident: Incident, as_of: datetime) -> tuple[int, list[dict[str, Any]]]:
-    if incident.detection:
+    if _as_detected(incident):
         sql, params = _affected_detected_sql(tenant, incident, as_of)
     else:
         try:
@@ -260,6 +270,7 @@ def incident_detail(request: TenantRequest, incident_id: Any) -> HttpResponse:
             if state.get("last_elevated_at")
             else None,
             "comparison": contact_comparison(tenant, incident),
+            "checked_at": state.get("checked_at") or (incident.detection or {}).get("detected_at"),
             "can_act": request.membership.is_admin,
         },
     )

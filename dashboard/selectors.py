@@ -561,6 +561,17 @@ def customer_risk_history(
     )
 
 
+def customer_start_day(
+    *, tenant: Tenant, customer: Customer, signal_days: list[tuple[str, date, int]]
+) -> date:
+    """The first day the customer can have a risk, in the tenant's zone: sign-up; unknown, the
+    earlier of its creation here and its first signal in `signal_days` (imported history)."""
+    if customer.signed_up_at is not None:
+        return timezone.localtime(customer.signed_up_at, tenant.tz).date()
+    created = timezone.localtime(customer.created_at, tenant.tz).date()
+    return min([created, *(day for _, day, _ in signal_days)])
+
+
 def customer_signal_days(*, tenant: Tenant, customer: Customer, since: date) -> list[tuple[str, date, int]]:
     with connection.cursor() as cur:
         cur.execute(

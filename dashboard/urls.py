@@ -34,7 +34,9 @@ urlpatterns = [
     path(T + "builder/panel/", builder_views.builder_panel, name="builder_panel"),
     path(T + "campaigns/new/", builder_views.campaign_new, name="campaign_new"),
     path(T + "incidents/", incident_views.incident_list, name="incident_list"),
+    path(T + "incidents/new/", builder_views.incident_new, name="incident_new"),
     path(T + "incidents/<uuid:incident_id>/", incident_views.incident_detail, name="incident_detail"),
+    path(T + "incidents/<uuid:incident_id>/edit/", builder_views.incident_edit, name="incident_edit"),
     path(
         T + "incidents/<uuid:incident_id>/<slug:action>/",
         incident_views.incident_action,

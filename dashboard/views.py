@@ -259,8 +259,11 @@ def customer_detail(request: TenantRequest, external_id: str) -> HttpResponse:
     customer = selectors.customer_get(tenant=tenant, external_id=external_id)
     today = timezone.localdate()
     since = today - timedelta(days=selectors.CUSTOMER_HISTORY_DAYS)
-    history = selectors.customer_risk_history(tenant=tenant, customer=customer, since=since)
     signal_days = selectors.customer_signal_days(tenant=tenant, customer=customer, since=since)
+    # Scoring runs as of past times (backfills) score every customer stored now; the chart starts
+    # when the customer did, not at a run that predates them.
+    start = selectors.customer_start_day(tenant=tenant, customer=customer, signal_days=signal_days)
+    history = selectors.customer_risk_history(tenant=tenant, customer=customer, since=max(since, start))
     outreach = selectors.customer_outreach(tenant=tenant, customer=customer)
     context = {
         "customer": customer,
@@ -270,6 +273,7 @@ def customer_detail(request: TenantRequest, external_id: str) -> HttpResponse:
         "signals": selectors.customer_signals_recent(tenant=tenant, customer=customer),
         "outreach": outreach,
         "history_days": selectors.CUSTOMER_HISTORY_DAYS,
+        "history_start": start if start > since else None,
         "contact_signals": set(tenant.contact_signals),
     }
     return render(request, "proactive/customer_detail.html", context)

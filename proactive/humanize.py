@@ -52,6 +52,8 @@ def metric_words(name: str) -> str:
     if metric.kind is Kind.COUNT:
         span = "the last day" if metric.days == 1 else f"the last {metric.days} days"
         return f"{_things(metric)} in {span}"
+    if metric.kind is Kind.COUNT_SINCE and metric.since is not None:
+        return f"{_things(metric)} since {metric.since:%Y-%m-%d %H:%M} UTC"
     if metric.kind is Kind.DAYS_SINCE_LAST:
         return f"days since the last {_thing(metric)}"
     if metric.kind is Kind.TREND:

@@ -215,6 +215,8 @@ MATRIX: dict[str, str] = {
     'dashboard:incident_list': '---++++',
     'dashboard:incident_detail': '---++++',
     'dashboard:incident_action': '-----++',  # confirm, dismiss, resolve: tenant admins only
+    'dashboard:incident_edit': '-----++',
+    'dashboard:incident_new': '-----++',  # POST opens an incident and notifies: tenant admins only
     'insights:list': '---++++',
     'insights:playbook': '-----++',  # POST: a disabled playbook from an insight (admins only)
     'schema': '+-+++++',  # public; a customer's JWT is not a server key, so DRF answers 401

@@ -168,6 +168,7 @@ URL_OBJECT_PARAMS: dict[str, dict] = {
     "api:incident_confirm": {"incident_id": _pk("campaigns.Incident")},
     "api:incident_dismiss": {"incident_id": _pk("campaigns.Incident")},
     "dashboard:incident_detail": {"incident_id": _pk("campaigns.Incident")},
+    "dashboard:incident_edit": {"incident_id": _pk("campaigns.Incident")},
     "dashboard:incident_action": {"incident_id": _pk("campaigns.Incident"), "action": lambda w: "confirm"},
     **{
         f"dashboard:{name}": {"endpoint_id": _pk("webhooks.WebhookEndpoint")}

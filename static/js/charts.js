@@ -33,7 +33,10 @@
       {
         title: { display: !!title, text: title || "", color: "#4a5263", font: { size: 12, weight: "600" } },
         // Without a format, keep Chart.js's own tick callback (it maps category indexes to labels).
-        ticks: kind ? { color: "#4a5263", callback: function (v) { return fmt(v); } } : { color: "#4a5263" },
+        // Whole-number axes step by whole numbers: 0.2 steps rounded read "0 0 1 1 1 2".
+        ticks: kind
+          ? Object.assign({ color: "#4a5263", callback: function (v) { return fmt(v); } }, kind === "int" ? { precision: 0 } : {})
+          : { color: "#4a5263" },
         grid: { color: "#eceff4" },
       },
       extra || {},

@@ -30,7 +30,11 @@ def build_pages_world(tenant: Tenant, customers: int = 40) -> PagesWorld:
     fired = now - timedelta(days=30)
     people = [
         CustomerFactory(
-            tenant=tenant, external_id=f"p{i:03d}", name=f"Person {i}", attributes={"plan": "pro"}
+            tenant=tenant,
+            external_id=f"p{i:03d}",
+            name=f"Person {i}",
+            attributes={"plan": "pro"},
+            signed_up_at=now - timedelta(days=200),
         )
         for i in range(customers)
     ]

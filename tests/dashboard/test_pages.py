@@ -14,9 +14,10 @@ from django.utils import timezone
 from accounts.models import Membership
 from dashboard import snapshots
 from dashboard.snapshots import overview_refresh
-from proactive.models import Customer, PageSnapshot
+from proactive.ingest import rollups_rebuild
+from proactive.models import Customer, PageSnapshot, RiskScoreDaily
 from tests.dashboard.pages_world import build_pages_world
-from tests.factories import CustomerFactory, MembershipFactory, OutreachFactory, UserFactory
+from tests.factories import CustomerFactory, MembershipFactory, OutreachFactory, SignalFactory, UserFactory
 
 ROLES = [Membership.Role.ADMIN, Membership.Role.AGENT, Membership.Role.VIEWER]
 # path -> max queries (session, user, membership, nav memberships + the page's own).
@@ -220,7 +221,7 @@ def test_the_overview_reads_what_the_pipeline_stored_and_says_how_old_it_is(tena
     )
     text = client.get("/t/acme/").content.decode()
     assert "0 sent to 0 of 8 customers" in text  # as of the last run, and it says so
-    assert "Figures are computed by every pipeline run (these 0" in text
+    assert 'Figures are computed by every pipeline run: these are <time class="as-of"' in text
     overview_refresh(tenant=tenant)  # the pipeline's "pages" step
     assert "1 sent to 1 of 8 customers" in client.get("/t/acme/").content.decode()
 
@@ -248,3 +249,35 @@ def test_a_snapshot_of_another_shape_is_recomputed_not_misread(tenant):
     PageSnapshot.objects.for_tenant(tenant).update(data={"version": 0, "engagement": {"old": 1}})
     assert client_for(tenant, Membership.Role.VIEWER).get("/t/acme/").status_code == 200
     assert PageSnapshot.objects.for_tenant(tenant).get().data["version"] == snapshots.VERSION
+
+
+def test_the_risk_chart_starts_when_the_customer_signed_up(tenant):
+    """Backfilled scoring runs as of earlier days scored a customer who signed up later: the
+    chart draws nothing before the sign-up day."""
+    today = timezone.localdate()
+    late = CustomerFactory(
+        tenant=tenant, external_id="late", signed_up_at=timezone.now() - timedelta(days=3, hours=1)
+    )
+    unknown = CustomerFactory(tenant=tenant, external_id="nodate", signed_up_at=None)
+    for customer in (late, unknown):
+        for back in (20, 10, 5, 3, 1):
+            RiskScoreDaily.objects.create(
+                tenant=tenant, customer=customer, day=today - timedelta(days=back), score=back / 100
+            )
+    client = client_for(tenant, Membership.Role.VIEWER)
+    response = client.get("/t/acme/customers/late/")
+    signed_up = timezone.localtime(late.signed_up_at).date()
+    risk = chart_specs(response)["chart-risk"]
+    assert risk["labels"] == [(today - timedelta(days=b)).strftime("%d %b") for b in (3, 1)]
+    assert risk["series"][0]["data"] == [0.03, 0.01]
+    assert f"Risk since sign-up on {signed_up:%-d %b %Y}" in response.content.decode()
+    # No sign-up date: from its creation here (today), or its first signal when earlier.
+    fresh = client.get("/t/acme/customers/nodate/")
+    assert "chart-risk" not in chart_specs(fresh) and "No daily scores yet." in fresh.content.decode()
+    SignalFactory(
+        tenant=tenant, customer=unknown, name="session.started", timestamp=timezone.now() - timedelta(days=6)
+    )
+    rollups_rebuild(tenant_id=tenant.pk)
+    nodate = client.get("/t/acme/customers/nodate/")
+    assert chart_specs(nodate)["chart-risk"]["series"][0]["data"] == [0.05, 0.03, 0.01]
+    assert "Risk since the first sight of this customer on" in nodate.content.decode()

@@ -46,7 +46,7 @@ def test_a_playbook_that_never_fired_renders_its_empty_states(tenant, role):
     assert "Not measured yet" in text and "has not run for this workspace yet" in text
     outcomes_sweep(tenant=tenant)
     text = client.get(f"/t/acme/playbooks/{playbook.pk}/").content.decode()
-    assert "Not measurable yet" in text and "Contacts counted as of the last outcomes sweep" in text
+    assert "Not measurable yet" in text and "Contacts counted by the last outcomes sweep" in text
 
 
 @pytest.mark.parametrize("role", ROLES)
