@@ -120,21 +120,32 @@ def effect_rates_chart(weeks: list[EffectWeek]) -> dict[str, Any]:
     )
 
 
+def _clipped(value: float | None, bound: float = 1.0) -> float | None:
+    return None if value is None else max(-bound, min(bound, value))
+
+
 def effect_cumulative_chart(weeks: list[EffectWeek]) -> dict[str, Any]:
     points = effect_selectors.cumulative_effect(weeks)
-    lows = [p["ci95"][0] if p["ci95"] else None for p in points]
-    highs = [p["ci95"][1] if p["ci95"] else None for p in points]
+    lows = [_clipped(p["ci95"][0]) if p["ci95"] else None for p in points]
+    highs = [_clipped(p["ci95"][1]) if p["ci95"] else None for p in points]
+    effects = [p["relative_reduction"] for p in points]
     return chart(
         "line",
         labels=[p["week"].strftime("%d %b") for p in points],
         series=[
             series("95% interval (low)", lows, "blue", band="lower"),
             series("95% interval", highs, "blue", band="upper"),
-            series("contacts prevented (pooled so far)", [p["relative_reduction"] for p in points], "blue"),
+            series(
+                "contacts prevented (pooled so far)",
+                [_clipped(e) for e in effects],
+                "blue",
+                # A point beyond the axis is drawn at its edge; the tooltip keeps the true value.
+                counts=[f"{e * 100:+.0f}%" if e is not None else "" for e in effects],
+            ),
             series("no effect", [0 for _ in points], "grey", dashed=True, points=False, reference=True),
         ],
         x="outreach fired up to the week of",
-        y="relative reduction in contacts (axis clipped to ±100%)",
+        y="fewer contacts (clipped at ±100%)",
         y_format="percent",
         # Early intervals run to -500%: clipped, the narrowing that matters stays readable.
         y_min=-1,

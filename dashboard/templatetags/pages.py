@@ -33,6 +33,28 @@ def risk_points(score: float | None, contribution: float | None) -> str:
     return humanize.risk_points_words(score, contribution)
 
 
+@register.filter
+def ago(when: datetime | None, now: datetime | None = None) -> str:
+    """"3 hours ago", or "just now" under a minute (Django's timesince says "0 minutes")."""
+    if not isinstance(when, datetime):
+        return "—"
+    now = now or timezone.now()
+    if abs((now - when).total_seconds()) < 60:
+        return "just now"
+    return f"{timesince(when, now)} ago"
+
+
+@register.filter
+def waited(since: datetime | None, now: datetime | None = None) -> str:
+    """How long something has waited: "2 hours, 5 minutes", or "under a minute"."""
+    if not isinstance(since, datetime):
+        return "—"
+    now = now or timezone.now()
+    if (now - since).total_seconds() < 60:
+        return "under a minute"
+    return timesince(since, now)
+
+
 @register.simple_tag(takes_context=True)
 def as_of(context: Context, when: datetime | str | None, prefix: str = "as of") -> str:
     """How old a stored figure is: "as of 12 minutes ago", the exact time (in the tenant's zone)

@@ -38,6 +38,18 @@ def render_age(when, tenant=None, prefix=None) -> str:
     return template.render(Context({"when": when, "current_tenant": tenant})).replace("\xa0", " ")
 
 
+def test_ages_and_waits_under_a_minute_read_as_words_not_zero_minutes():
+    now = timezone.now()
+    template = Template("{% load pages %}{{ when|ago }} | {{ when|waited:now }}")
+
+    def render(when) -> str:
+        return template.render(Context({"when": when, "now": now})).replace("\xa0", " ")
+
+    assert render(now - timedelta(seconds=20)) == "just now | under a minute"
+    assert render(now - timedelta(hours=2, minutes=5)) == "2 hours, 5 minutes ago | 2 hours, 5 minutes"
+    assert render(None) == "— | —"
+
+
 def test_the_tag_says_the_age_and_keeps_the_exact_time_in_the_title(db):
     now = timezone.now()
     tenant = TenantFactory(slug="paris", timezone="Europe/Paris")
