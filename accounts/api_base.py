@@ -61,7 +61,8 @@ class QuerySerializer(serializers.Serializer):
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, QueryDict):
             errors: dict[str, list[str]] = {}
-            for name in self.fields.keys():
+            names: list[str] = list(self.fields)  # the stubs type iteration as Field
+            for name in names:
                 values = data.getlist(name)
                 if len(values) > 1:
                     errors[name] = ["Given more than once."]
