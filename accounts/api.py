@@ -29,7 +29,9 @@ def _signal_patterns(value: list[str]) -> list[str]:
 
 class PredictionSerializer(serializers.Serializer):
     target = serializers.ChoiceField(choices=Tenant.Target.values)
-    activity_signals = serializers.ListField(child=serializers.CharField(), min_length=1, max_length=50)
+    activity_signals = serializers.ListField(
+        child=serializers.RegexField(SIGNAL_PATTERN), min_length=1, max_length=50
+    )
     horizon_days = serializers.IntegerField(min_value=1, max_value=365)
 
     def validate_activity_signals(self, value: list[str]) -> list[str]:
@@ -42,9 +44,9 @@ class BudgetSerializer(serializers.Serializer):
 
 
 class MonitoringSerializer(serializers.Serializer):
-    signals = serializers.ListField(child=serializers.CharField(), max_length=50)
+    signals = serializers.ListField(child=serializers.RegexField(SIGNAL_PATTERN), max_length=50)
     segment_by = serializers.ListField(
-        child=serializers.CharField(), max_length=20, allow_null=True, allow_empty=True
+        child=serializers.RegexField(ATTRIBUTE_KEY), max_length=20, allow_null=True, allow_empty=True
     )
     auto_open = serializers.BooleanField()
 
@@ -70,11 +72,13 @@ class MonitoringSerializer(serializers.Serializer):
 class TenantSettingsSerializer(serializers.Serializer):
     slug = serializers.SlugField(read_only=True)
     name = serializers.CharField(max_length=200)
-    timezone = serializers.CharField(max_length=64)
-    contact_signals = serializers.ListField(child=serializers.CharField(), min_length=1, max_length=50)
+    timezone = serializers.ChoiceField(choices=sorted(zoneinfo.available_timezones()))
+    contact_signals = serializers.ListField(
+        child=serializers.RegexField(SIGNAL_PATTERN), min_length=1, max_length=50
+    )
     prediction = PredictionSerializer()
     contact_budget = BudgetSerializer()
-    allowed_origins = serializers.ListField(child=serializers.CharField(), max_length=50)
+    allowed_origins = serializers.ListField(child=serializers.RegexField(ORIGIN), max_length=50)
     monitoring = MonitoringSerializer()
 
     def validate_timezone(self, value: str) -> str:

@@ -10,7 +10,8 @@ from typing import Any, final
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Q, QuerySet
-from rest_framework import status
+from django.http import QueryDict
+from rest_framework import serializers, status
 from rest_framework.exceptions import NotAuthenticated, NotFound, ParseError, PermissionDenied
 from rest_framework.generics import GenericAPIView
 from rest_framework.pagination import BasePagination, CursorPagination
@@ -38,6 +39,8 @@ def limit_param(request: Request, name: str, default: int, maximum: int) -> int:
     """`limit` as the schema documents it: a whole number of at least 1, else a 400 (it was
     silently replaced by the default, so a client's mistake went unseen); above `maximum` it is
     capped, as the contract says."""
+    if len(request.query_params.getlist(name)) > 1:
+        raise ParseError(f"{name} is given more than once.")
     raw = request.query_params.get(name)
     if raw is None:
         return default
@@ -48,6 +51,57 @@ def limit_param(request: Request, name: str, default: int, maximum: int) -> int:
     if value < 1:
         raise ParseError(f"{name} must be a whole number of at least 1.")
     return min(value, maximum)  # the contract caps it ("at most 1000"), as it always did
+
+
+class QuerySerializer(serializers.Serializer):
+    """A query string read as its schema describes it: each parameter at most once and never
+    empty (DRF reads a repeated one as its last value and an empty one as absent), else a 400
+    `{"name": ["..."]}`."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, QueryDict):
+            errors: dict[str, list[str]] = {}
+            names: list[str] = list(self.fields)  # the stubs type iteration as Field
+            for name in names:
+                values = data.getlist(name)
+                if len(values) > 1:
+                    errors[name] = ["Given more than once."]
+                elif values == [""]:
+                    errors[name] = ["May not be empty."]
+            if errors:
+                raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
+
+
+class StrictCharField(serializers.CharField):
+    """A JSON string as is: no number read as its text, no whitespace trimmed."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """true or false, not 0, 1 or "yes"."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer, not "14" or 14.0."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
 
 
 class ContractCursorPagination(CursorPagination):
@@ -141,6 +195,8 @@ class KeysetPagination(BasePagination):
         self.request = request
         key = self.key_field
         limit = self._limit(request)
+        if len(request.query_params.getlist(self.cursor_query_param)) > 1:
+            raise ParseError("Invalid cursor.")
         after = self._decode(request.query_params.get(self.cursor_query_param))
         queryset = queryset.order_by(f"-{key}", "-pk")
         if after is not None:
@@ -170,7 +226,12 @@ class KeysetPagination(BasePagination):
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict]:
         return [
-            {"name": self.cursor_query_param, "required": False, "in": "query", "schema": {"type": "string"}},
+            {
+                "name": self.cursor_query_param,
+                "required": False,
+                "in": "query",
+                "schema": {"type": "string", "minLength": 1},
+            },
             {
                 "name": self.page_size_query_param,
                 "required": False,

@@ -12,16 +12,28 @@ from rest_framework.exceptions import UnsupportedMediaType
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.api_base import BacktestThrottle, ContractCursorPagination, PreviewThrottle, TenantAPIView
+from accounts.api_base import (
+    BacktestThrottle,
+    ContractCursorPagination,
+    PreviewThrottle,
+    QuerySerializer,
+    StrictBooleanField,
+    StrictCharField,
+    StrictIntegerField,
+    TenantAPIView,
+)
 from campaigns import campaign_sends, incidents, monitoring, playbooks, rules, selectors
 from campaigns.api_schema import (
     BAD_REQUEST,
     CONFLICT,
+    NAME_TAKEN,
     NOT_FOUND,
     NOT_SUSPECTED,
     TOO_MANY,
+    ActionField,
     BacktestOutSerializer,
     CampaignOutSerializer,
+    ConditionField,
     EffectivenessOutSerializer,
     IncidentOutSerializer,
     OutreachOutSerializer,
@@ -61,7 +73,7 @@ def _text(condition: Any, path: str) -> str:
         return f"invalid: {exc}"
 
 
-class WindowQuerySerializer(serializers.Serializer):
+class WindowQuerySerializer(QuerySerializer):
     """The query of the effectiveness reads, with the bounds `_int_param` enforces."""
 
     window_days = serializers.IntegerField(required=False, min_value=1, max_value=365)
@@ -90,17 +102,15 @@ class TriggeredNewestFirst(ContractCursorPagination):
 
 
 class PlaybookInputSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200)
-    enabled = serializers.BooleanField(default=True)
-    trigger = serializers.JSONField()
-    action = serializers.JSONField()
-    cooldown_days = serializers.IntegerField(
-        min_value=COOLDOWN_DAYS.lo, max_value=COOLDOWN_DAYS.hi, default=14
-    )
-    holdout_percent = serializers.IntegerField(
+    name = StrictCharField(max_length=200)
+    enabled = StrictBooleanField(default=True)
+    trigger = ConditionField()
+    action = ActionField()
+    cooldown_days = StrictIntegerField(min_value=COOLDOWN_DAYS.lo, max_value=COOLDOWN_DAYS.hi, default=14)
+    holdout_percent = StrictIntegerField(
         min_value=HOLDOUT_PERCENT.lo, max_value=HOLDOUT_PERCENT.hi, default=10
     )
-    review_expiry_hours = serializers.IntegerField(min_value=1, max_value=24 * 30, default=72)
+    review_expiry_hours = StrictIntegerField(min_value=1, max_value=24 * 30, default=72)
 
     def validate_trigger(self, value: Any) -> Any:
         return _condition_field(value, "trigger")
@@ -108,14 +118,15 @@ class PlaybookInputSerializer(serializers.Serializer):
     def validate_action(self, value: Any) -> dict[str, Any]:
         return _action_field(value, "action")
 
-    def validate_name(self, value: str) -> str:
-        tenant, instance = self.context["tenant"], self.context.get("instance")
-        clash = Playbook.objects.for_tenant(tenant).filter(name=value)
-        if instance is not None:
-            clash = clash.exclude(pk=instance.pk)
-        if clash.exists():
-            raise serializers.ValidationError("a playbook with this name exists")
-        return value
+
+def _name_taken(tenant: Any, name: str | None, instance: Playbook | None = None) -> bool:
+    """A name clash is a 409: the body is valid, the tenant's state is what conflicts."""
+    if name is None:
+        return False
+    clash = Playbook.objects.for_tenant(tenant).filter(name=name)
+    if instance is not None:
+        clash = clash.exclude(pk=instance.pk)
+    return clash.exists()
 
 
 def playbook_data(playbook: Playbook) -> dict[str, Any]:
@@ -155,10 +166,15 @@ class PlaybookListView(TenantAPIView):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response([playbook_data(p) for p in page])
 
-    @extend_schema(request=PlaybookInputSerializer, responses={201: PlaybookOutSerializer, 400: BAD_REQUEST})
+    @extend_schema(
+        request=PlaybookInputSerializer,
+        responses={201: PlaybookOutSerializer, 400: BAD_REQUEST, 409: NAME_TAKEN},
+    )
     def post(self, request: Request) -> Response:
-        serializer = PlaybookInputSerializer(data=request.data, context={"tenant": self.tenant})
+        serializer = PlaybookInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        if _name_taken(self.tenant, serializer.validated_data["name"]):
+            return Response({"detail": "A playbook with this name exists."}, status=status.HTTP_409_CONFLICT)
         try:
             playbook = playbooks.playbook_create(tenant=self.tenant, data=serializer.validated_data)
         except ConditionError as exc:
@@ -173,13 +189,13 @@ class PlaybookDetailView(PlaybookObjectMixin, TenantAPIView):
     def get(self, request: Request, playbook_id: str) -> Response:
         return Response(playbook_data(self.get_playbook()))
 
-    @extend_schema(responses={200: PlaybookOutSerializer, 400: BAD_REQUEST, 404: NOT_FOUND})
+    @extend_schema(responses={200: PlaybookOutSerializer, 400: BAD_REQUEST, 404: NOT_FOUND, 409: NAME_TAKEN})
     def patch(self, request: Request, playbook_id: str) -> Response:
         playbook = self.get_playbook()
-        serializer = PlaybookInputSerializer(
-            data=request.data, partial=True, context={"tenant": self.tenant, "instance": playbook}
-        )
+        serializer = PlaybookInputSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
+        if _name_taken(self.tenant, serializer.validated_data.get("name"), playbook):
+            return Response({"detail": "A playbook with this name exists."}, status=status.HTTP_409_CONFLICT)
         try:
             playbook = playbooks.playbook_update(
                 tenant=self.tenant, playbook=playbook, data=serializer.validated_data
@@ -219,6 +235,8 @@ class PlaybookPreviewView(PlaybookObjectMixin, TenantAPIView):
 
 
 def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    if len(request.query_params.getlist(name)) > 1:
+        raise serializers.ValidationError({name: ["Given more than once."]})
     raw = request.query_params.get(name, default)
     try:
         value = int(raw)
@@ -263,11 +281,11 @@ class PlaybookBacktestView(PlaybookObjectMixin, TenantAPIView):
 # ---- outreach ----------------------------------------------------------------------------------
 
 
-class OutreachFilterSerializer(serializers.Serializer):
+class OutreachFilterSerializer(QuerySerializer):
     playbook = serializers.UUIDField(required=False)
     campaign = serializers.UUIDField(required=False)
     status = serializers.ChoiceField(choices=Outreach.Status.values, required=False)
-    customer = serializers.CharField(required=False, max_length=255)
+    customer = serializers.CharField(required=False, max_length=255, trim_whitespace=False)
 
 
 def outreach_data(outreach: Outreach) -> dict[str, Any]:
@@ -307,11 +325,11 @@ class OutreachListView(TenantAPIView):
 
 
 class CampaignInputSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200)
-    audience = serializers.JSONField()
-    action = serializers.JSONField()
+    name = StrictCharField(max_length=200)
+    audience = ConditionField()
+    action = ActionField()
     send_at = serializers.DateTimeField()
-    holdout_percent = serializers.IntegerField(
+    holdout_percent = StrictIntegerField(
         min_value=HOLDOUT_PERCENT.lo, max_value=HOLDOUT_PERCENT.hi, default=10
     )
 
@@ -392,12 +410,12 @@ class CampaignEffectivenessView(CampaignObjectMixin, TenantAPIView):
 
 
 class IncidentInputSerializer(serializers.Serializer):
-    component = serializers.CharField(max_length=100)
-    title = serializers.CharField(max_length=200)
-    affected = serializers.JSONField()
-    notice = serializers.JSONField()
-    follow_up = serializers.JSONField(required=False, allow_null=True)
-    overrides_budget = serializers.BooleanField(default=True)
+    component = StrictCharField(max_length=100)
+    title = StrictCharField(max_length=200)
+    affected = ConditionField()
+    notice = ActionField()
+    follow_up = ActionField(required=False, allow_null=True)
+    overrides_budget = StrictBooleanField(default=True)
 
     def validate_affected(self, value: Any) -> Any:
         return _condition_field(value, "affected")
@@ -427,7 +445,7 @@ def incident_data(incident: Incident, counts: dict[str, int]) -> dict[str, Any]:
     }
 
 
-class IncidentFilterSerializer(serializers.Serializer):
+class IncidentFilterSerializer(QuerySerializer):
     status = serializers.ChoiceField(choices=Incident.Status.values, required=False)
 
 

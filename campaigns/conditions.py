@@ -12,7 +12,6 @@ does match: "no session in 7 days" holds for a customer who never had one.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +24,9 @@ OPS = (*NUMERIC_OPS, "in", "not_in", "exists")
 MAX_DEPTH = 8
 MAX_LEAVES = 50
 MAX_LIST = 200
+# Numbers in a condition stay within +-10^15 (integers exact in double precision); a JSON
+# integer of any size would otherwise reach float() and overflow.
+MAX_NUMBER = 10**15
 
 
 class ConditionError(ValueError):
@@ -62,7 +64,9 @@ Condition = Leaf | All | AnyOf | Not
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return (
+        isinstance(value, int | float) and not isinstance(value, bool) and -MAX_NUMBER <= value <= MAX_NUMBER
+    )
 
 
 def _is_scalar(value: Any) -> bool:
@@ -88,7 +92,9 @@ def _parse_value(metric: Metric, op: str, value: Any, path: str) -> Any:
         return list(value)
     if metric.is_numeric or op not in ("eq", "neq"):
         if not _is_number(value):
-            raise ConditionError(path, f"{op} on {metric} needs a number, got {value!r}")
+            raise ConditionError(
+                path, f"{op} on {metric} needs a number between -1e15 and 1e15, got {value!r}"
+            )
         return value
     if not _is_scalar(value):
         raise ConditionError(path, f"{value!r} is not a JSON scalar (string, number, true/false, null)")

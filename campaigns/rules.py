@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlparse
 
 from campaigns.conditions import (
     ConditionError,
@@ -17,6 +17,16 @@ PRIORITIES = {label: value for value, label in Priority.choices}
 
 
 SAMPLE_SIZE = 10
+
+# An action's text limits and its call-to-action URL (an http(s) URL with a host), published as
+# they are in the OpenAPI schema (campaigns.api_schema).
+# Python's `\s` spelled out, so that a pattern means the same in ECMA 262 (the schema's dialect).
+WHITESPACE = r"[\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+TEXT_LIMITS = {"title": 200, "body": 20000, "cta_label": 100}
+CTA_URL_MAX = 500
+NON_BLANK_PATTERN = "[^" + WHITESPACE[1:]
+CTA_URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@\[\]" + WHITESPACE[1:-1] + r"]+(?:[/?#][\s\S]*)?$"
+_CTA_URL_RE = re.compile(CTA_URL_PATTERN)
 
 
 def action_validate(data: Any, path: str = "action") -> dict[str, Any]:
@@ -33,7 +43,8 @@ def action_validate(data: Any, path: str = "action") -> dict[str, Any]:
             f"{path}.channel", f"{channel!r} is not one of {', '.join(Outreach.Channel.values)}"
         )
     out: dict[str, Any] = {"channel": channel}
-    for name, limit, required in (("title", 200, True), ("body", 20000, False), ("cta_label", 100, False)):
+    for name, limit in TEXT_LIMITS.items():
+        required = name == "title"
         value = data.get(name, "")
         if not isinstance(value, str):
             raise ConditionError(f"{path}.{name}", "expected a string")
@@ -44,12 +55,10 @@ def action_validate(data: Any, path: str = "action") -> dict[str, Any]:
         _check_variables(value, f"{path}.{name}")
         out[name] = value
     url = data.get("cta_url", "")
-    if not isinstance(url, str) or len(url) > 500:
-        raise ConditionError(f"{path}.cta_url", "expected a URL of at most 500 characters")
-    if url:
-        parts = urlparse(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConditionError(f"{path}.cta_url", f"{url!r} is not an http(s) URL")
+    if not isinstance(url, str) or len(url) > CTA_URL_MAX:
+        raise ConditionError(f"{path}.cta_url", f"expected a URL of at most {CTA_URL_MAX} characters")
+    if url and not _CTA_URL_RE.search(url):
+        raise ConditionError(f"{path}.cta_url", f"{url!r} is not an http(s) URL with a host")
     if bool(url) != bool(out["cta_label"]):
         raise ConditionError(f"{path}.cta_url", "cta_label and cta_url go together")
     out["cta_url"] = url
@@ -58,7 +67,7 @@ def action_validate(data: Any, path: str = "action") -> dict[str, Any]:
         raise ConditionError(f"{path}.requires_review", "expected true or false")
     out["requires_review"] = review
     priority = data.get("priority", "normal")
-    if priority not in PRIORITIES:
+    if not isinstance(priority, str) or priority not in PRIORITIES:
         raise ConditionError(f"{path}.priority", f"{priority!r} is not one of {', '.join(PRIORITIES)}")
     out["priority"] = priority
     return out

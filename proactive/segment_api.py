@@ -53,8 +53,15 @@ class SegmentResponseSerializer(serializers.Serializer):
     errors = SignalErrorSerializer(many=True)  # type: ignore[assignment]
 
 
+# One message is any JSON object (a bad one is a per-record error); the batch route needs a
+# `batch` list of them.
+BATCH_BODY = {
+    "type": "object",
+    "properties": {"batch": {"type": "array", "maxItems": MAX_SIGNALS}},
+    "required": ["batch"],
+}
 SCHEMA: dict[str, Any] = {
-    "request": {"application/json": dict},
+    "request": {"application/json": {"type": "object"}},
     "responses": {
         200: SegmentResponseSerializer,
         400: OpenApiResponse(description="Malformed request"),
@@ -88,6 +95,10 @@ class SegmentView(IngestView):
 
 class SegmentBatchView(SegmentView):
     kind = None
+
+    @extend_schema(**{**SCHEMA, "request": {"application/json": BATCH_BODY}})
+    def post(self, request: Request) -> Response:
+        return super().post(request)
 
 
 class SegmentTrackView(SegmentView):

@@ -259,6 +259,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "campaigns.inbox_schema.add_inbox",
+        "campaigns.api_schema.add_grammar_components",
         "accounts.api_base.add_auth_errors",
     ],
 }

@@ -41,6 +41,32 @@ ATTRIBUTE_KEY_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 CALL_RE = re.compile(r"^(?P<fn>[a-z_]+)\((?P<args>[^()]*)\)$")
 MAX_DAYS = 3650
 
+# The spellings `parse_metric` accepts, as one regular expression: the OpenAPI schema publishes
+# it and `parse_metric` checks it first, so the two cannot disagree. It reads the same in
+# Python and ECMA 262 (spaces, not `\s`; explicit digit ranges). DAYS is 1..MAX_DAYS without
+# sign or leading zeros; ISO is a calendar date in 1900-2099 with a time and an offset.
+_NAME = r"[a-z0-9_.:-]{1,100}"
+_SIGNAL = rf"(?:{_NAME}|[a-z0-9_.:-]{{0,99}}\*)"
+_DAYS = r"(?:[1-9][0-9]{0,2}|[12][0-9]{3}|3[0-5][0-9]{2}|36[0-4][0-9]|3650)"
+_MONTH_DAY = (
+    r"(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))"
+)
+_LEAP_DAY = r"(?:19(?:0[48]|[2468][048]|[13579][26])|20(?:[02468][048]|[13579][26]))-02-29"
+_ISO = (
+    rf"(?:(?:19|20)[0-9]{{2}}-{_MONTH_DAY}|{_LEAP_DAY})"
+    r"T(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,6})?)?"
+    r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+)
+ATTRIBUTE_METRIC_PATTERN = r"^ *attribute\.[A-Za-z0-9_.-]{1,100} *$"
+NUMERIC_METRIC_PATTERN = (
+    r"^ *(?:days_since_signup|risk_score"
+    rf"|count\( *{_SIGNAL} *, *{_DAYS} *\)"
+    rf"|count_since\( *{_SIGNAL} *, *{_ISO} *\)"
+    rf"|(?:days_since_last|trend)\( *{_SIGNAL} *\)) *$"
+)
+_SPELLINGS = (re.compile(NUMERIC_METRIC_PATTERN), re.compile(ATTRIBUTE_METRIC_PATTERN))
+
 
 @dataclass(frozen=True)
 class Metric:
@@ -89,7 +115,15 @@ def parse_metric(text: str) -> Metric:
     """Parse one metric expression; raises MetricError naming what is wrong."""
     if not isinstance(text, str) or not text.strip():
         raise MetricError("a metric must be a non-empty string")
-    text = text.strip()
+    if not any(spelling.search(text) for spelling in _SPELLINGS):
+        metric = _parse(text.strip())  # raises naming the bad part, if there is one
+        if metric.kind is Kind.COUNT_SINCE:
+            raise MetricError(f"{text!r}: the time must be like 2026-01-31T10:00:00+00:00, in 1900-2099")
+        raise MetricError(f"{text!r}: write it as {metric}")
+    return _parse(text.strip())
+
+
+def _parse(text: str) -> Metric:
     if text == "days_since_signup":
         return Metric(Kind.DAYS_SINCE_SIGNUP)
     if text == "risk_score":
@@ -125,7 +159,8 @@ def parse_metric(text: str) -> Metric:
             )
         try:
             since = datetime.fromisoformat(args[1])
-        except ValueError:
+            since.astimezone(UTC)
+        except (ValueError, OverflowError):
             raise MetricError(f"{text!r}: {args[1]!r} is not an ISO 8601 time") from None
         if since.tzinfo is None:
             raise MetricError(f"{text!r}: {args[1]!r} has no UTC offset")

@@ -8,7 +8,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.api_base import ContractCursorPagination, KeysetPagination, TenantAPIView
+from accounts.api_base import ContractCursorPagination, KeysetPagination, QuerySerializer, TenantAPIView
 from proactive.models import RiskModel, RiskScore
 from proactive.scoring.selectors import model_as_contract
 
@@ -86,6 +86,15 @@ class ModelPagination(ContractCursorPagination):
     ordering = "-version"
 
 
+class ModelQuerySerializer(QuerySerializer):
+    """`?active=true|false`, as the schema's boolean is written in a query."""
+
+    active = serializers.ChoiceField(choices=["true", "false"], required=False)
+
+    def validate_active(self, value: str) -> bool:
+        return value == "true"
+
+
 class ModelListView(TenantAPIView):
     """Every model version, newest first; `?active=true` keeps only the active one."""
 
@@ -94,13 +103,17 @@ class ModelListView(TenantAPIView):
     pagination_class = ModelPagination
 
     def safely_get_queryset(self, queryset: QuerySet) -> QuerySet:
-        if self.request.query_params.get("active") in ("1", "true"):
+        query = ModelQuerySerializer(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        if query.validated_data.get("active"):
             queryset = queryset.filter(status=RiskModel.Status.ACTIVE)
         return queryset.defer("booster")
 
     @extend_schema(
         operation_id="v1_models_list",
-        parameters=[OpenApiParameter("active", bool, required=False)],
+        parameters=[
+            OpenApiParameter("active", bool, required=False, description="true: only the active model")
+        ],
         responses=ModelOutputSerializer(many=True),
     )
     def get(self, request: Request) -> Response:

@@ -281,3 +281,68 @@ def test_effectiveness_counts_only_elapsed_windows(api, tenant):
     late = api.get(f"/api/v1/playbooks/{playbook.pk}/effectiveness?window_days=21").json()
     assert late["treated"]["customers"] == 0
     assert late["relative_reduction"] is None
+
+
+# ---- the schema's grammar, enforced (issue #12) -------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["/api/v1/incidents?status=", "/api/v1/outreach?status="])
+def test_an_empty_status_filter_is_a_400_not_no_filter(api, url):
+    response = api.get(url)
+    assert response.status_code == 400
+    assert response.json() == {"status": ["May not be empty."]}
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["/api/v1/outreach?status=sent&status=sent", "/api/v1/incidents?status=open&status=resolved"],
+)
+def test_a_repeated_filter_is_a_400(api, url):
+    response = api.get(url)
+    assert response.status_code == 400
+    assert response.json() == {"status": ["Given more than once."]}
+
+
+def test_a_repeated_window_is_a_400(api, tenant):
+    campaign = CampaignFactory(tenant=tenant)
+    response = api.get(f"/api/v1/campaigns/{campaign.pk}/effectiveness?window_days=7&window_days=14")
+    assert response.status_code == 400
+    assert response.json() == {"window_days": ["Given more than once."]}
+
+
+def test_a_taken_playbook_name_is_a_409(api, tenant):
+    assert post(api, "/api/v1/playbooks", ONBOARDING).status_code == 201
+    response = post(api, "/api/v1/playbooks", ONBOARDING)
+    assert response.status_code == 409
+    assert response.json() == {"detail": "A playbook with this name exists."}
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"enabled": 0}, "enabled"),
+        ({"name": 7}, "name"),
+        ({"cooldown_days": "14"}, "cooldown_days"),
+        ({"trigger": {"metric": "count(error.*, 07)", "op": "gt", "value": 1}}, "trigger"),
+        ({"trigger": {"metric": "risk_score", "op": "gt", "value": 10**16}}, "trigger"),
+        ({"action": {**ONBOARDING["action"], "cta_url": "https://"}}, "action"),
+        ({"action": {**ONBOARDING["action"], "priority": ["normal"]}}, "action"),
+    ],
+)
+def test_what_the_schema_calls_invalid_is_a_400(api, tenant, change, field):
+    response = post(api, "/api/v1/playbooks", {**ONBOARDING, **change})
+    assert response.status_code == 400, response.content
+    assert field in response.json()
+
+
+def test_the_schema_publishes_the_condition_and_action_grammar(api):
+    schema = api.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    request = schema["components"]["schemas"]["PlaybookInputRequest"]["properties"]
+    assert request["trigger"] == {"$ref": "#/components/schemas/Condition"}
+    assert request["action"] == {"$ref": "#/components/schemas/Action"}
+    leaf_ops = {
+        op
+        for branch in schema["components"]["schemas"]["Condition"]["anyOf"][3:]
+        for op in branch["properties"]["op"]["enum"]
+    }
+    assert leaf_ops == {"lt", "lte", "gt", "gte", "eq", "neq", "in", "not_in", "exists"}

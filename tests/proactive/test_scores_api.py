@@ -87,3 +87,18 @@ def test_a_malformed_cursor_is_a_400(tenant, api, cursor):
     response = api.get("/api/v1/scores", {"cursor": cursor})
     assert response.status_code == 400
     assert "cursor" in response.json()["detail"].lower()
+
+
+def test_a_repeated_cursor_is_a_400(tenant, api):
+    assert api.get("/api/v1/scores?cursor=a&cursor=b").status_code == 400
+
+
+@pytest.mark.parametrize("query", ["active=null", "active=1", "active=true&active=true", "active="])
+def test_the_models_active_filter_takes_true_or_false_once(tenant, api, query):
+    response = api.get(f"/api/v1/models?{query}")
+    assert response.status_code == 400
+    assert list(response.json()) == ["active"]
+
+
+def test_the_models_active_filter_false_lists_every_model(tenant, api):
+    assert api.get("/api/v1/models?active=false").status_code == 200
