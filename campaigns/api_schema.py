@@ -25,8 +25,9 @@ from proactive.features.metrics import ATTRIBUTE_METRIC_PATTERN, NUMERIC_METRIC_
 
 # ---- the condition and action grammar (request bodies) ------------------------------------------
 # campaigns.conditions.parse_condition and campaigns.rules.action_validate, as JSON Schema: the
-# components `Condition` and `Action`, added by `add_grammar_components`. Two limits are over the
-# whole tree and only described: at most MAX_DEPTH levels of nesting and MAX_LEAVES comparisons.
+# components `Condition` (with its deeper levels `ConditionDepthN`) and `Action`, added by
+# `add_grammar_components`. One limit is over the whole tree and only described: at most
+# MAX_LEAVES comparisons.
 
 _REF = "#/components/schemas/"
 _NUMBER = {"type": "number", "minimum": -MAX_NUMBER, "maximum": MAX_NUMBER}
@@ -57,28 +58,48 @@ def _list_of(item: dict[str, Any]) -> dict[str, Any]:
     return {"type": "array", "items": item, "minItems": 1, "maxItems": MAX_LIST}
 
 
-_CONDITIONS = {"type": "array", "items": {"$ref": _REF + "Condition"}, "minItems": 1, "maxItems": MAX_LEAVES}
-CONDITION_SCHEMA: dict[str, Any] = {
-    "description": (
-        "{all: [...]}, {any: [...]}, {not: cond} or a leaf {metric, op, value}; at most "
-        f"{MAX_DEPTH} levels of nesting and {MAX_LEAVES} comparisons in all."
+_LEAVES: list[dict[str, Any]] = [
+    _leaf(_NUMERIC_METRIC, list(NUMERIC_OPS), _NUMBER),
+    _leaf(_ATTRIBUTE_METRIC, ["lt", "lte", "gt", "gte"], _NUMBER),
+    _leaf(_ATTRIBUTE_METRIC, ["eq", "neq"], _SCALAR),
+    _leaf(_NUMERIC_METRIC, ["in", "not_in"], _list_of(_NUMBER)),
+    _leaf(_ATTRIBUTE_METRIC, ["in", "not_in"], _list_of(_SCALAR)),
+    _leaf(
+        {"anyOf": [_NUMERIC_METRIC, _ATTRIBUTE_METRIC]},
+        ["exists"],
+        {"type": "boolean", "nullable": True, "description": "default true"},
     ),
-    "anyOf": [
-        _group("all", _CONDITIONS),
-        _group("any", _CONDITIONS),
-        _group("not", {"$ref": _REF + "Condition"}),
-        _leaf(_NUMERIC_METRIC, list(NUMERIC_OPS), _NUMBER),
-        _leaf(_ATTRIBUTE_METRIC, ["lt", "lte", "gt", "gte"], _NUMBER),
-        _leaf(_ATTRIBUTE_METRIC, ["eq", "neq"], _SCALAR),
-        _leaf(_NUMERIC_METRIC, ["in", "not_in"], _list_of(_NUMBER)),
-        _leaf(_ATTRIBUTE_METRIC, ["in", "not_in"], _list_of(_SCALAR)),
-        _leaf(
-            {"anyOf": [_NUMERIC_METRIC, _ATTRIBUTE_METRIC]},
-            ["exists"],
-            {"type": "boolean", "nullable": True, "description": "default true"},
+]
+
+
+def _depth_name(depth: int) -> str:
+    return "Condition" if depth == 0 else f"ConditionDepth{depth}"
+
+
+def _condition_at(depth: int) -> dict[str, Any]:
+    """The grammar at one nesting depth: groups whose members are one level deeper, or a leaf.
+    Unrolled rather than recursive, so that the schema itself says "at most MAX_DEPTH levels":
+    the deepest level is a leaf only."""
+    if depth == MAX_DEPTH:
+        return {
+            "description": f"a leaf {{metric, op, value}} (nesting depth {MAX_DEPTH}, the deepest)",
+            "anyOf": _LEAVES,
+        }
+    child = {"$ref": _REF + _depth_name(depth + 1)}
+    members = {"type": "array", "items": child, "minItems": 1, "maxItems": MAX_LEAVES}
+    return {
+        "description": (
+            "{all: [...]}, {any: [...]}, {not: cond} or a leaf {metric, op, value}; at most "
+            f"{MAX_DEPTH} levels of nesting and {MAX_LEAVES} comparisons in all."
         ),
-    ],
+        "anyOf": [_group("all", members), _group("any", members), _group("not", child), *_LEAVES],
+    }
+
+
+CONDITION_SCHEMAS: dict[str, dict[str, Any]] = {
+    _depth_name(d): _condition_at(d) for d in range(MAX_DEPTH + 1)
 }
+
 # Not published as `not: {pattern: UNKNOWN_VARIABLE_PATTERN}`: generators (schemathesis) need its
 # lookahead for negative data and slow to a crawl, so the rule is only described.
 _VARIABLES = (
@@ -128,7 +149,7 @@ ACTION_SCHEMA: dict[str, Any] = {
 def add_grammar_components(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     """drf-spectacular postprocessing hook: the `Condition` and `Action` components."""
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
-    schemas["Condition"] = CONDITION_SCHEMA
+    schemas.update(CONDITION_SCHEMAS)
     schemas["Action"] = ACTION_SCHEMA
     return result
 

@@ -72,6 +72,17 @@ SCHEMA: dict[str, Any] = {
 }
 
 
+def require_segment_bodies(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """drf-spectacular hook: a Segment route without a body is a 400 ("Malformed JSON"), so its
+    schema says the body is required (a raw JSON schema does not imply it)."""
+    for path, operations in result.get("paths", {}).items():
+        if path.startswith("/ingest/segment/"):
+            for operation in operations.values():
+                if isinstance(operation, dict) and "requestBody" in operation:
+                    operation["requestBody"]["required"] = True
+    return result
+
+
 class SegmentView(IngestView):
     authentication_classes = [WriteKeyAuthentication]
     kind: str | None = None  # the message type the route implies (None: the batch route)

@@ -261,6 +261,7 @@ SPECTACULAR_SETTINGS = {
         "campaigns.inbox_schema.add_inbox",
         "campaigns.api_schema.add_grammar_components",
         "accounts.api_base.add_auth_errors",
+        "proactive.segment_api.require_segment_bodies",
     ],
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024

@@ -5,10 +5,10 @@ and each method its view implements must be in `/api/schema/` with a response bo
 (and a request body schema for writes). `test_fuzzing_finds_no_server_error_or_schema_violation`
 runs schemathesis over every operation, positive and negative input, authenticated as the
 tenant's server key (and, for the inbox, as a customer: publishable key + JWT), against
-real objects of that tenant, through schemathesis's examples, coverage and fuzzing phases, with
-every check schemathesis has (ALL_CHECKS): valid-by-schema input must be accepted and invalid
-input rejected, every status, content type, header and body must be as documented, methods not
-in the schema must answer 405, and auth must not be ignored.
+real objects of that tenant, through schemathesis's examples and fuzzing phases (not its
+coverage phase: see fuzz_schema), with every check schemathesis has (ALL_CHECKS): valid-by-schema
+input must be accepted and invalid input rejected, every status, content type, header and body
+must be as documented, methods not in the schema must answer 405, and auth must not be ignored.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ NO_BODY = {
     ("/api/v1/incidents/{incident_id}/confirm", "post"),
     ("/api/v1/incidents/{incident_id}/dismiss", "post"),
 }
-EXAMPLES = 10  # fuzzing examples per operation (the coverage and examples phases add their own)
+EXAMPLES = 100  # fuzzing examples per operation (the examples phase adds the schema's own)
 
 load_all_checks()
 # Every check schemathesis has: server errors, status code / content type / headers / body
@@ -79,9 +79,11 @@ EXCLUDED: dict[tuple[str, str], set[str]] = {
     # unknown setting is a 400 ("Unknown setting.") where the components do not yet say
     # `additionalProperties: false`.
     ("/api/v1/tenant", "patch"): {"negative_data_rejection", "positive_data_acceptance"},
-    # The case's only invalid parts are unknown query parameters (ignored, as schemathesis allows)
-    # and a missing Authorization header that this test puts back, which the check cannot see.
-    ("/api/v1/campaigns/{campaign_id}/effectiveness", "get"): {"negative_data_rejection"},
+    # An empty filter (`?status=`) means "not set" (accounts.api_base.QuerySerializer), so clients
+    # that send every parameter of the contract's query and leave some empty keep working; the
+    # schema's enum and uuid formats call "" invalid.
+    ("/api/v1/outreach", "get"): {"negative_data_rejection"},
+    ("/api/v1/incidents", "get"): {"negative_data_rejection"},
 }
 
 
@@ -206,12 +208,20 @@ def fuzz_schema(fuzz_world, keep_test_connection, settings, request):
     settings.INBOX_UNKNOWN_KEY_RATE_LIMIT_PER_MINUTE = 10**9
     schema = schemathesis.openapi.from_wsgi("/api/schema/", get_wsgi_application())
     schema.config.update(parameters={f"path.{name}": value for name, value in fuzz_world["params"].items()})
-    schema.config.generation.update(modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+    # No NUL characters in generated strings: PostgreSQL cannot store them, so the API refuses a
+    # body holding one anywhere, also in keys it would ignore (accounts/api_parsers.py), which
+    # the schema cannot express. That refusal has its own tests (tests/security).
+    schema.config.generation.update(modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE], allow_x00=False)
+    # Not the coverage phase: it enumerates every boundary of a schema, and on the recursive
+    # condition grammar (playbooks, campaigns, incidents) that took 5 minutes of the suite against
+    # seconds for the rest. The examples and fuzzing phases run, with more fuzzing examples.
+    schema.config.phases.update(phases=["examples", "fuzzing"])
     return schema
 
 
 fuzzed = schemathesis.pytest.from_fixture("fuzz_schema")
 CASES: dict[str, int] = {}
+TOO_MANY_COMPARISONS = re.compile(r'^\{"\w+":\["\w+: at most \d+ comparisons, got \d+"\]\}$')
 
 
 @fuzzed.parametrize()
@@ -227,9 +237,24 @@ def test_fuzzing_finds_no_server_error_or_schema_violation(case, fuzz_world):
     label = f"{case.operation.method.upper()} {case.operation.path}"
     CASES[label] = CASES.get(label, 0) + 1
     excluded = EXCLUDED.get((case.operation.path, case.method.lower()), set())
-    case.call_and_validate(
-        headers=_headers(case.operation.path, fuzz_world),
+    documented = {parameter.name for parameter in case.operation.query}
+    if set(case.query or {}) - documented:
+        # Unknown query parameters are ignored, as HTTP APIs do and as schemathesis allows; a
+        # negative case whose only fault is one (and the Authorization header this test puts
+        # back) is not a request the API should refuse.
+        excluded = excluded | {"negative_data_rejection"}
+    headers = _headers(case.operation.path, fuzz_world)
+    response = case.call(headers=headers)
+    if response.status_code == 400 and TOO_MANY_COMPARISONS.search(response.text):
+        # The one rule of the condition grammar a JSON schema cannot state: at most MAX_LEAVES
+        # comparisons over the whole tree (it is in the schema's description). Every other
+        # refusal of schema-valid input still fails this test.
+        excluded = excluded | {"positive_data_acceptance"}
+    case.validate_response(
+        response,
         checks=[check for check in ALL_CHECKS if check.__name__ not in excluded],
+        headers=headers,
+        transport_kwargs={"headers": dict(headers)},
     )
 
 

@@ -35,7 +35,7 @@ def risk_points(score: float | None, contribution: float | None) -> str:
 
 @register.filter
 def ago(when: datetime | None, now: datetime | None = None) -> str:
-    """"3 hours ago", or "just now" under a minute (Django's timesince says "0 minutes")."""
+    """ "3 hours ago", or "just now" under a minute (Django's timesince says "0 minutes")."""
     if not isinstance(when, datetime):
         return "—"
     now = now or timezone.now()

@@ -87,12 +87,12 @@ class ModelPagination(ContractCursorPagination):
 
 
 class ModelQuerySerializer(QuerySerializer):
-    """`?active=true|false`, as the schema's boolean is written in a query."""
+    """`?active=true|false` (or 1|0, which earlier clients sent); anything else is a 400."""
 
-    active = serializers.ChoiceField(choices=["true", "false"], required=False)
+    active = serializers.ChoiceField(choices=["true", "false", "1", "0"], required=False)
 
     def validate_active(self, value: str) -> bool:
-        return value == "true"
+        return value in ("true", "1")
 
 
 class ModelListView(TenantAPIView):

@@ -93,11 +93,16 @@ def test_a_repeated_cursor_is_a_400(tenant, api):
     assert api.get("/api/v1/scores?cursor=a&cursor=b").status_code == 400
 
 
-@pytest.mark.parametrize("query", ["active=null", "active=1", "active=true&active=true", "active="])
+@pytest.mark.parametrize("query", ["active=null", "active=yes", "active=true&active=true"])
 def test_the_models_active_filter_takes_true_or_false_once(tenant, api, query):
     response = api.get(f"/api/v1/models?{query}")
     assert response.status_code == 400
     assert list(response.json()) == ["active"]
+
+
+@pytest.mark.parametrize("query", ["active=1", "active=true", "active=0", "active=false", "active="])
+def test_the_models_active_filter_keeps_what_earlier_clients_sent(tenant, api, query):
+    assert api.get(f"/api/v1/models?{query}").status_code == 200
 
 
 def test_the_models_active_filter_false_lists_every_model(tenant, api):
