@@ -30,6 +30,37 @@ class Customer(TenantOwned):
         return self.name or self.external_id
 
 
+class CustomerAttributeChange(TenantOwned):
+    """One attribute value a customer took on, from `valid_from` (when we learned it) on.
+
+    Written by the customers upsert in the same statement, only for values that differ from the
+    stored one, so the value of a key as of T is the row with the latest valid_from <= T: what
+    the model may know at a cut-off. `value` is the JSON value (JSON null when it was cleared).
+    Customers that existed before this history started have one row per attribute from their
+    `created_at` (migration 0010): the best knowledge we have.
+    """
+
+    # Written in bulk beside the customers upsert: no database FK checks per row (as Signal);
+    # Django's on_delete still cascades. The unique index leads with the tenant.
+    tenant = models.ForeignKey(
+        "accounts.Tenant", on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, db_index=False, db_constraint=False)
+    key = models.TextField()
+    value = models.JSONField()
+    valid_from = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "customer", "key", "valid_from"], name="attributechange_uniq"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} = {self.value!r} from {self.valid_from:%Y-%m-%d %H:%M}"
+
+
 class Signal(TenantOwned):
     """One usage event. `key` is the sender's idempotency key: never stored twice per tenant.
 
