@@ -157,16 +157,10 @@ def generate_demo_data(
         }
         for i in range(n)
     ]
-    # The product learns a customer's traits on the day they sign up (the history window's first
-    # day for older customers), so models see them from then on (attribute history is
-    # point-in-time): one upsert per such day.
-    known_day = np.maximum(np.ceil(signup), 0).astype(int)
-    for day in np.unique(known_day):
-        batch = [customers_payload[i] for i in np.flatnonzero(known_day == day)]
-        for lo in range(0, len(batch), 10_000):
-            customers_upsert(
-                tenant=tenant, records=batch[lo : lo + 10_000], now=min(start + timedelta(days=int(day)), end)
-            )
+    # Sent as the history window opens (not at `end`): attribute history is point-in-time, so
+    # models see the traits at every cut-off of the window.
+    for lo in range(0, n, 10_000):
+        customers_upsert(tenant=tenant, records=customers_payload[lo : lo + 10_000], now=start)
 
     start_s = int(start.timestamp())
     end_s = int(end.timestamp())
