@@ -31,13 +31,14 @@ class Customer(TenantOwned):
 
 
 class CustomerAttributeChange(TenantOwned):
-    """One attribute value a customer took on, from `valid_from` (when we learned it) on.
+    """The attribute values a customer took on at `valid_from` (when we learned them).
 
-    Written by the customers upsert in the same statement, only for values that differ from the
-    stored one, so the value of a key as of T is the row with the latest valid_from <= T: what
-    the model may know at a cut-off. `value` is the JSON value (JSON null when it was cleared).
-    Customers that existed before this history started have one row per attribute from their
-    `created_at` (migration 0010): the best knowledge we have.
+    Written by the customers upsert in the same statement, one row per customer and upsert that
+    changed something, holding only the keys whose value differs from the stored one, so the
+    value of a key as of T is the one in the latest row with valid_from <= T that names the key:
+    what a model may know at a cut-off. A JSON null means no value (cleared). Customers that
+    existed before this history started have one row from their `created_at` (migration 0010):
+    the best knowledge we have.
     """
 
     # Written in bulk beside the customers upsert: no database FK checks per row (as Signal);
@@ -46,19 +47,16 @@ class CustomerAttributeChange(TenantOwned):
         "accounts.Tenant", on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
     )
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, db_index=False, db_constraint=False)
-    key = models.TextField()
-    value = models.JSONField()
     valid_from = models.DateTimeField()
+    attributes = models.JSONField()  # {key: new value} for the keys that changed at valid_from
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(
-                fields=["tenant", "customer", "key", "valid_from"], name="attributechange_uniq"
-            )
+            models.UniqueConstraint(fields=["tenant", "customer", "valid_from"], name="attributechange_uniq")
         ]
 
     def __str__(self) -> str:
-        return f"{self.key} = {self.value!r} from {self.valid_from:%Y-%m-%d %H:%M}"
+        return f"{sorted(self.attributes)} from {self.valid_from:%Y-%m-%d %H:%M}"
 
 
 class Signal(TenantOwned):

@@ -135,7 +135,7 @@ def build_world() -> World:
         ),
         SignalHourlyCoverage.objects.create(tenant=b, patterns=["error.zzsecretofb"], since=now),
         CustomerAttributeChange.objects.create(
-            tenant=b, customer=customer, key="plan", value=MARKER, valid_from=now
+            tenant=b, customer=customer, valid_from=now, attributes={"plan": MARKER}
         ),
         RiskScore.objects.create(
             tenant=b,

@@ -1,8 +1,8 @@
 """Customer attributes as of a cut-off, as risk-model features.
 
-`Customer.attributes` holds today's values; `CustomerAttributeChange` holds every value and
-since when we knew it, so the value as of T is the one with the latest valid_from <= T and a
-model trained on past cut-offs sees what it could have seen then.
+`Customer.attributes` holds today's values; `CustomerAttributeChange` holds every change and
+since when we knew it, so a key's value as of T is the one of its latest change with
+valid_from <= T, and a model trained on past cut-offs sees what it could have seen then.
 
     attribute.KEY            a numeric key's value (booleans as 0/1), NaN when none as of T
     attribute.KEY=VALUE      1 when a string key's value as of T is VALUE, 0 for another value,
@@ -55,11 +55,11 @@ def parse_attribute(name: str) -> AttributeFeature | None:
 
 # Distinct customers per (key, type, string value) among the values known by the as-of time.
 PROFILE_SQL = """
-SELECT ch.key, jsonb_typeof(ch.value),
-       CASE WHEN jsonb_typeof(ch.value) = 'string' THEN ch.value #>> '{}' END,
+SELECT e.key, jsonb_typeof(e.value),
+       CASE WHEN jsonb_typeof(e.value) = 'string' THEN e.value #>> '{}' END,
        count(DISTINCT ch.customer_id)
-FROM proactive_customerattributechange ch
-WHERE ch.tenant_id = %(tenant_id)s AND ch.valid_from <= %(as_of)s AND jsonb_typeof(ch.value) <> 'null'
+FROM proactive_customerattributechange ch, jsonb_each(ch.attributes) e
+WHERE ch.tenant_id = %(tenant_id)s AND ch.valid_from <= %(as_of)s AND jsonb_typeof(e.value) <> 'null'
 GROUP BY 1, 2, 3
 """
 
@@ -105,19 +105,20 @@ VALUES_SQL = """
 SELECT ch.customer_id, k.i::int8 - 1 AS key_index,
        extract(epoch FROM ch.valid_from)::float8 AS since,
        coalesce(extract(epoch FROM lead(ch.valid_from) OVER w)::float8, 'Infinity') AS until,
-       (jsonb_typeof(ch.value) <> 'null')::int4 AS present,
-       coalesce(CASE jsonb_typeof(ch.value)
-           WHEN 'boolean' THEN ch.value::boolean::int::float8
-           WHEN 'number' THEN CASE WHEN abs(ch.value::numeric) < 1e300 THEN ch.value::float8 END
+       (jsonb_typeof(e.value) <> 'null')::int4 AS present,
+       coalesce(CASE jsonb_typeof(e.value)
+           WHEN 'boolean' THEN e.value::boolean::int::float8
+           WHEN 'number' THEN CASE WHEN abs(e.value::numeric) < 1e300 THEN e.value::float8 END
        END, 'NaN') AS num,
        coalesce(v.col, -1)::int4 AS col
 FROM proactive_customerattributechange ch
-JOIN unnest(%(keys)s::text[]) WITH ORDINALITY AS k(key, i) ON k.key = ch.key
+CROSS JOIN LATERAL jsonb_each(ch.attributes) e
+JOIN unnest(%(keys)s::text[]) WITH ORDINALITY AS k(key, i) ON k.key = e.key
 LEFT JOIN jsonb_to_recordset(%(values)s) AS v(key text, value text, col int)
-       ON v.key = ch.key AND ch.value = to_jsonb(v.value)
+       ON v.key = e.key AND e.value = to_jsonb(v.value)
 WHERE ch.tenant_id = %(tenant_id)s AND ch.customer_id BETWEEN %(id_lo)s AND %(id_hi)s
   AND ch.valid_from <= %(last)s
-WINDOW w AS (PARTITION BY ch.customer_id, ch.key ORDER BY ch.valid_from)
+WINDOW w AS (PARTITION BY ch.customer_id, e.key ORDER BY ch.valid_from)
 """
 
 

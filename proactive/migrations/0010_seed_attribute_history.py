@@ -5,10 +5,10 @@ set); it keeps a cut-off before the customer reached us from seeing their attrib
 from django.db import migrations
 
 SEED_SQL = """
-INSERT INTO proactive_customerattributechange (tenant_id, customer_id, key, value, valid_from)
-SELECT c.tenant_id, c.id, e.key, e.value, c.created_at
-FROM proactive_customer c, jsonb_each(c.attributes) e
-WHERE jsonb_typeof(e.value) <> 'null'
+INSERT INTO proactive_customerattributechange (tenant_id, customer_id, valid_from, attributes)
+SELECT c.tenant_id, c.id, c.created_at, c.attributes
+FROM proactive_customer c
+WHERE c.attributes <> '{}'::jsonb
 ON CONFLICT DO NOTHING
 """
 
