@@ -278,9 +278,10 @@ def _store(tenant_id: int, batch: list[tuple], received_at: datetime, *, fast: b
 # Attribute history (`CustomerAttributeChange`) is written by the same statements: for a new
 # customer a row with the attributes it arrives with (as given: stripping JSON nulls per row cost
 # 3x the history insert itself, and readers treat null as no value), for an existing one a row
-# with the sent values that differ from the stored ones (an identical resend writes none). Its time is the
-# upsert's `now`, when we learned the values. The comparison reads the statement's snapshot: two
-# concurrent upserts of one customer can both record a value, which leaves every as-of value right.
+# with the sent values that differ from the stored ones (an identical resend writes none). Its
+# time is the upsert's `now`, when we learned the values. The comparison reads the statement's
+# snapshot: two concurrent upserts of one customer each record their values, ordered by their
+# `now`, while the stored attributes follow the order they commit in (rarely different).
 UPSERT_CUSTOMERS_NEW_SQL = """
 WITH created AS (
     INSERT INTO proactive_customer
