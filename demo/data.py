@@ -157,8 +157,10 @@ def generate_demo_data(
         }
         for i in range(n)
     ]
+    # Sent as the history window opens (not at `end`): attribute history is point-in-time, so
+    # models see the traits at every cut-off of the window.
     for lo in range(0, n, 10_000):
-        customers_upsert(tenant=tenant, records=customers_payload[lo : lo + 10_000], now=end)
+        customers_upsert(tenant=tenant, records=customers_payload[lo : lo + 10_000], now=start)
 
     start_s = int(start.timestamp())
     end_s = int(end.timestamp())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+from proactive.features.attributes import parse_attribute
 from proactive.features.metrics import Kind, Metric, MetricError, parse_metric
 
 # Words that read wrong with a plural "s": they get "events" instead.
@@ -45,6 +46,9 @@ def _thing(metric: Metric) -> str:
 
 def metric_words(name: str) -> str:
     """A metric expression in plain words; an unparsable one is returned as it is."""
+    attribute = parse_attribute(name)
+    if attribute is not None and attribute.value is not None:  # a one-hot column: 1 = yes
+        return f"{_words(attribute.key)} is “{attribute.value}” (customer attribute)"
     try:
         metric = parse_metric(name)
     except MetricError:

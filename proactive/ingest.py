@@ -275,26 +275,54 @@ def _store(tenant_id: int, batch: list[tuple], received_at: datetime, *, fast: b
     return len(stored)
 
 
+# Attribute history (`CustomerAttributeChange`) is written by the same statements: for a new
+# customer a row with the attributes it arrives with (as given: stripping JSON nulls per row cost
+# 3x the history insert itself, and readers treat null as no value), for an existing one a row
+# with the sent values that differ from the stored ones (an identical resend writes none). Its
+# time is the upsert's `now`, when we learned the values. The comparison reads the statement's
+# snapshot: two concurrent upserts of one customer each record their values, ordered by their
+# `now`, while the stored attributes follow the order they commit in (rarely different).
 UPSERT_CUSTOMERS_NEW_SQL = """
-INSERT INTO proactive_customer
-    (tenant_id, external_id, name, email, signed_up_at, attributes, created_at, updated_at)
-SELECT %(tenant)s, r.external_id, coalesce(r.name, ''), coalesce(r.email, ''), r.signed_up_at,
-       coalesce(r.attributes, '{}'::jsonb), %(now)s, %(now)s
-FROM jsonb_to_recordset(%(rows)s) AS r(external_id text, name text, email text,
-                                       signed_up_at timestamptz, attributes jsonb)
-ORDER BY r.external_id
-ON CONFLICT (tenant_id, external_id) DO NOTHING
-RETURNING external_id
+WITH created AS (
+    INSERT INTO proactive_customer
+        (tenant_id, external_id, name, email, signed_up_at, attributes, created_at, updated_at)
+    SELECT %(tenant)s, r.external_id, coalesce(r.name, ''), coalesce(r.email, ''), r.signed_up_at,
+           coalesce(r.attributes, '{}'::jsonb), %(now)s, %(now)s
+    FROM jsonb_to_recordset(%(rows)s) AS r(external_id text, name text, email text,
+                                           signed_up_at timestamptz, attributes jsonb)
+    ORDER BY r.external_id
+    ON CONFLICT (tenant_id, external_id) DO NOTHING
+    RETURNING id, external_id, attributes
+), history AS (
+    INSERT INTO proactive_customerattributechange (tenant_id, customer_id, valid_from, attributes)
+    SELECT %(tenant)s, c.id, %(now)s, c.attributes FROM created c WHERE c.attributes <> '{}'::jsonb
+)
+SELECT external_id FROM created
 """
 
 UPSERT_CUSTOMERS_EXISTING_SQL = """
+WITH r AS MATERIALIZED (
+    SELECT c.id, c.attributes AS stored, r.name, r.email, r.signed_up_at, r.attributes
+    FROM jsonb_to_recordset(%(rows)s) AS r(external_id text, name text, email text,
+                                           signed_up_at timestamptz, attributes jsonb)
+    JOIN proactive_customer c ON c.tenant_id = %(tenant)s AND c.external_id = r.external_id
+), history AS (
+    INSERT INTO proactive_customerattributechange AS h (tenant_id, customer_id, valid_from, attributes)
+    SELECT %(tenant)s, r.id, %(now)s, d.changed
+    FROM r CROSS JOIN LATERAL (
+        SELECT jsonb_object_agg(e.key, e.value) AS changed FROM jsonb_each(r.attributes) e
+        WHERE coalesce(r.stored -> e.key, 'null'::jsonb) IS DISTINCT FROM e.value
+    ) d
+    WHERE d.changed IS NOT NULL
+    ON CONFLICT (tenant_id, customer_id, valid_from)
+    DO UPDATE SET attributes = h.attributes || EXCLUDED.attributes
+)
 UPDATE proactive_customer c SET
     name = coalesce(r.name, c.name), email = coalesce(r.email, c.email),
     signed_up_at = coalesce(r.signed_up_at, c.signed_up_at),
     attributes = c.attributes || coalesce(r.attributes, '{}'::jsonb), updated_at = %(now)s
-FROM jsonb_to_recordset(%(rows)s) AS r(external_id text, name text, email text,
-                                       signed_up_at timestamptz, attributes jsonb)
-WHERE c.tenant_id = %(tenant)s AND c.external_id = r.external_id
+FROM r
+WHERE c.tenant_id = %(tenant)s AND c.id = r.id
 """
 
 
@@ -303,7 +331,8 @@ def customers_upsert(
 ) -> CustomersResult:
     """Upsert customers by external_id; given fields overwrite, attributes are merged.
 
-    A later record for the same external_id in the batch merges over an earlier one.
+    A later record for the same external_id in the batch merges over an earlier one. Changed
+    attribute values are recorded with time `now` (`CustomerAttributeChange`).
     """
     now = now or timezone.now()
     result = CustomersResult()

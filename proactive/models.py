@@ -30,6 +30,35 @@ class Customer(TenantOwned):
         return self.name or self.external_id
 
 
+class CustomerAttributeChange(TenantOwned):
+    """The attribute values a customer took on at `valid_from` (when we learned them).
+
+    Written by the customers upsert in the same statement, one row per customer and upsert that
+    changed something, holding only the keys whose value differs from the stored one, so the
+    value of a key as of T is the one in the latest row with valid_from <= T that names the key:
+    what a model may know at a cut-off. A JSON null means no value (cleared). Customers that
+    existed before this history started have one row from their `created_at` (migration 0010):
+    the best knowledge we have.
+    """
+
+    # Written in bulk beside the customers upsert: no database FK checks per row (as Signal);
+    # Django's on_delete still cascades. The unique index leads with the tenant.
+    tenant = models.ForeignKey(
+        "accounts.Tenant", on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, db_index=False, db_constraint=False)
+    valid_from = models.DateTimeField()
+    attributes = models.JSONField()  # {key: new value} for the keys that changed at valid_from
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "customer", "valid_from"], name="attributechange_uniq")
+        ]
+
+    def __str__(self) -> str:
+        return f"{sorted(self.attributes)} from {self.valid_from:%Y-%m-%d %H:%M}"
+
+
 class Signal(TenantOwned):
     """One usage event. `key` is the sender's idempotency key: never stored twice per tenant.
 

@@ -16,6 +16,7 @@ from campaigns.models import OutcomeSweep, OutreachEvent
 from campaigns.outcomes import outcomes_sweep
 from dashboard.snapshots import overview_refresh
 from proactive.models import (
+    CustomerAttributeChange,
     Insight,
     InsightRun,
     PageSnapshot,
@@ -133,6 +134,9 @@ def build_world() -> World:
             last_at=now,
         ),
         SignalHourlyCoverage.objects.create(tenant=b, patterns=["error.zzsecretofb"], since=now),
+        CustomerAttributeChange.objects.create(
+            tenant=b, customer=customer, valid_from=now, attributes={"plan": MARKER}
+        ),
         RiskScore.objects.create(
             tenant=b,
             customer=customer,

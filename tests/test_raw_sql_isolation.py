@@ -21,8 +21,11 @@ from campaigns.outcomes import outcomes_sweep
 from campaigns.playbooks import playbook_backtest, playbook_create, playbook_preview
 from campaigns.webhook_events import outreach_events_emit
 from proactive.chunks import customer_id_ranges
+from proactive.features.attributes import attribute_features, attribute_matrices
 from proactive.features.compute import compute_features, customer_features, features_query, range_matrices
 from proactive.features.metrics import parse_metric
+from proactive.ingest import customers_upsert
+from proactive.models import Customer
 from proactive.scoring.labels import customer_first_seen, labels_for, window_hits
 from tests.campaigns.helpers import T0, add_signals, make_customers
 from tests.factories import TenantFactory
@@ -67,6 +70,19 @@ def test_feature_builders_see_only_the_tenants_customers(two_tenants):
     one = customer_features(tenant=a, customer_id=min(a_ids), as_of=T0)
     assert one  # computed for A's own customer only
     assert customer_id_ranges(a) == [(lo, hi)]
+
+
+def test_attribute_builders_see_only_the_tenants_history():
+    """B's customers share A's external ids and keys, with other values and more customers."""
+    a, b = TenantFactory(slug="raw-a"), TenantFactory(slug="raw-b")
+    for tenant, plan, n in ((a, "free", 12), (b, "gold", 30)):
+        rows = [{"external_id": f"c{i}", "attributes": {"plan": plan, "seats": 1}} for i in range(n)]
+        customers_upsert(tenant=tenant, records=rows, now=T0 - timedelta(days=1))
+    columns = attribute_features(tenant_id=a.pk, as_of=T0)
+    assert [str(f) for f in columns] == ["attribute.plan=free", "attribute.seats"]
+    ids = np.array(sorted(Customer.objects.for_tenant(a).values_list("pk", flat=True)))
+    (matrix,) = attribute_matrices(tenant_id=a.pk, as_ofs=[T0], features=columns, ids=ids)
+    assert matrix.tolist() == [[1.0, 1.0]] * 12
 
 
 def test_label_builders_see_only_the_tenants_signals(two_tenants):

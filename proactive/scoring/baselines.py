@@ -19,6 +19,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import gammaln
 
+from proactive.features.attributes import parse_attribute
 from proactive.features.history import parse_history
 from proactive.features.metrics import Kind, parse_metric
 from proactive.scoring import model as ml
@@ -161,7 +162,7 @@ def count_columns(names: list[str]) -> list[int]:
     """The raw windowed counts among a model's features."""
     out = []
     for i, n in enumerate(names):
-        if parse_history(n) is not None or n.startswith("bgnbd("):
+        if parse_history(n) is not None or parse_attribute(n) is not None or n.startswith("bgnbd("):
             continue
         if parse_metric(n).kind is Kind.COUNT:
             out.append(i)

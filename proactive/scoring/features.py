@@ -1,4 +1,5 @@
-"""The risk model's feature set: grammar metrics plus history features, computed for id ranges.
+"""The risk model's feature set: grammar metrics, history features and attributes as of the
+cut-off, computed for id ranges.
 
 A model stores its feature names; everything that trains, scores or explains a model goes
 through `model_matrices`, so the same names always mean the same computation.
@@ -7,11 +8,18 @@ through `model_matrices`, so the same names always mean the same computation.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
 
 from accounts.models import Tenant
+from proactive.features.attributes import (
+    AttributeFeature,
+    attribute_features,
+    attribute_matrices,
+    parse_attribute,
+)
 from proactive.features.compute import default_metrics, range_matrices
 from proactive.features.history import HistoryFeature, history_features, history_matrices, parse_history
 from proactive.features.metrics import Kind, Metric, parse_metric
@@ -23,8 +31,9 @@ HISTORY_FAMILIES = 3
 
 
 def grammar_metrics(tenant: Tenant, as_of: datetime) -> list[Metric]:
-    """The default features minus what is not point-in-time (attributes hold today's value,
-    risk_score is our own output)."""
+    """The default features minus what is not point-in-time: `attribute.KEY` metrics hold
+    today's value (the model reads attributes as of the cut-off from their history instead,
+    `proactive.features.attributes`), risk_score is our own output."""
     return [m for m in default_metrics(tenant, as_of) if m.kind not in (Kind.ATTRIBUTE, Kind.RISK_SCORE)]
 
 
@@ -43,27 +52,40 @@ def history_patterns(tenant: Tenant, metrics: Sequence[Metric]) -> list[str]:
 def model_feature_names(tenant: Tenant, as_of: datetime) -> list[str]:
     """The feature names a model trained as of `as_of` uses."""
     metrics = grammar_metrics(tenant, as_of)
+    attributes = [str(f) for f in attribute_features(tenant_id=tenant.pk, as_of=as_of)]
     if not any(m.kind is Kind.COUNT for m in metrics):
-        return [str(m) for m in metrics]
+        return [str(m) for m in metrics] + attributes
     patterns = history_patterns(tenant, metrics)
     for single in [q for p in patterns for q in p.split("|")]:
         metrics += [parse_metric(f"count({single}, {d})") for d in LONG_WINDOWS]
         metrics.append(parse_metric(f"days_since_last({single})"))
     names = [str(m) for m in dict.fromkeys(metrics)]
-    return names + [str(f) for f in history_features(patterns)]
+    return names + [str(f) for f in history_features(patterns)] + attributes
 
 
-def _split(names: Sequence[str]) -> tuple[list[tuple[int, Metric]], list[tuple[int, HistoryFeature]]]:
-    grammar, history = [], []
+@dataclass
+class _Columns:
+    """A model's feature names by where they are computed, with their column positions."""
+
+    grammar: list[tuple[int, Metric]] = field(default_factory=list)
+    history: list[tuple[int, HistoryFeature]] = field(default_factory=list)
+    attributes: list[tuple[int, AttributeFeature]] = field(default_factory=list)
+
+
+def _split(names: Sequence[str]) -> _Columns:
+    out = _Columns()
     for j, name in enumerate(names):
         if name.startswith("bgnbd("):
             continue  # fitted, filled from the model's parameters by the caller
         feature = parse_history(name)
+        attribute = parse_attribute(name)
         if feature is not None:
-            history.append((j, feature))
+            out.history.append((j, feature))
+        elif attribute is not None:
+            out.attributes.append((j, attribute))
         else:
-            grammar.append((j, parse_metric(name)))
-    return grammar, history
+            out.grammar.append((j, parse_metric(name)))
+    return out
 
 
 def model_matrices(
@@ -71,19 +93,24 @@ def model_matrices(
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """Features `names` of every customer with lo <= id <= hi as of each of `as_ofs`:
     (sorted ids, one matrix per as-of, columns in `names` order)."""
-    grammar, history = _split(names)
+    cols = _split(names)
     ids, grammar_values = range_matrices(
-        tenant=tenant, as_ofs=as_ofs, metrics=[m for _, m in grammar], lo=lo, hi=hi
+        tenant=tenant, as_ofs=as_ofs, metrics=[m for _, m in cols.grammar], lo=lo, hi=hi
     )
     history_values = history_matrices(
-        tenant_id=tenant.pk, as_ofs=as_ofs, features=[f for _, f in history], ids=ids
+        tenant_id=tenant.pk, as_ofs=as_ofs, features=[f for _, f in cols.history], ids=ids
+    )
+    attribute_values = attribute_matrices(
+        tenant_id=tenant.pk, as_ofs=as_ofs, features=[f for _, f in cols.attributes], ids=ids
     )
     out = []
-    g_cols, h_cols = [j for j, _ in grammar], [j for j, _ in history]
-    for g, h in zip(grammar_values, history_values, strict=True):
+    g_cols, h_cols = [j for j, _ in cols.grammar], [j for j, _ in cols.history]
+    a_cols = [j for j, _ in cols.attributes]
+    for g, h, a in zip(grammar_values, history_values, attribute_values, strict=True):
         matrix = np.full((len(ids), len(names)), np.nan)
         matrix[:, g_cols] = g
         matrix[:, h_cols] = h
+        matrix[:, a_cols] = a
         out.append(matrix)
     return ids, out
 

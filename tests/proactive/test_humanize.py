@@ -21,6 +21,8 @@ from proactive.humanize import metric_words, risk_points, risk_points_words
         ("days_since_signup", "days since sign-up"),
         ("risk_score", "risk score"),
         ("attribute.plan_tier", "plan tier (customer attribute)"),
+        ("attribute.plan=legacy", "plan is “legacy” (customer attribute)"),
+        ("attribute.api_version=v1", "api version is “v1” (customer attribute)"),
         ("not a metric", "not a metric"),
     ],
 )
