@@ -6,7 +6,7 @@ import re
 import zoneinfo
 from typing import Any
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -20,6 +20,47 @@ ATTRIBUTE_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$")
 
 
+class _PatternField(serializers.CharField):
+    """A string matching `pattern`, refused with a message naming the value (DRF's RegexField only
+    says "does not match the required pattern"); the schema publishes the pattern."""
+
+    pattern: re.Pattern[str]
+    message = "{value!r} is not valid"
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        if not self.pattern.match(value):
+            raise serializers.ValidationError(self.message.format(value=value))
+        return value
+
+
+@extend_schema_field({"type": "string", "pattern": SIGNAL_PATTERN.pattern})
+class SignalPatternField(_PatternField):
+    pattern = SIGNAL_PATTERN
+    message = "{value!r} is not a signal name or prefix ending in '*'"
+
+
+@extend_schema_field({"type": "string", "pattern": ATTRIBUTE_KEY.pattern})
+class AttributeKeyField(_PatternField):
+    pattern = ATTRIBUTE_KEY
+    message = "{value!r} is not an attribute key (1-100 characters of A-Z a-z 0-9 _ . -)"
+
+
+@extend_schema_field({"type": "string", "pattern": ORIGIN.pattern})
+class OriginField(_PatternField):
+    pattern = ORIGIN
+    message = "{value!r} is not an origin like https://app.example.com"
+
+
+@extend_schema_field({"type": "string", "enum": sorted(zoneinfo.available_timezones())})
+class TimezoneField(serializers.CharField):
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        if value not in zoneinfo.available_timezones():
+            raise serializers.ValidationError(f"{value!r} is not an IANA time zone")
+        return value
+
+
 def _signal_patterns(value: list[str]) -> list[str]:
     for item in value:
         if not SIGNAL_PATTERN.match(item):
@@ -29,9 +70,7 @@ def _signal_patterns(value: list[str]) -> list[str]:
 
 class PredictionSerializer(serializers.Serializer):
     target = serializers.ChoiceField(choices=Tenant.Target.values)
-    activity_signals = serializers.ListField(
-        child=serializers.RegexField(SIGNAL_PATTERN), min_length=1, max_length=50
-    )
+    activity_signals = serializers.ListField(child=SignalPatternField(), min_length=1, max_length=50)
     horizon_days = serializers.IntegerField(min_value=1, max_value=365)
 
     def validate_activity_signals(self, value: list[str]) -> list[str]:
@@ -44,9 +83,9 @@ class BudgetSerializer(serializers.Serializer):
 
 
 class MonitoringSerializer(serializers.Serializer):
-    signals = serializers.ListField(child=serializers.RegexField(SIGNAL_PATTERN), max_length=50)
+    signals = serializers.ListField(child=SignalPatternField(), max_length=50)
     segment_by = serializers.ListField(
-        child=serializers.RegexField(ATTRIBUTE_KEY), max_length=20, allow_null=True, allow_empty=True
+        child=AttributeKeyField(), max_length=20, allow_null=True, allow_empty=True
     )
     auto_open = serializers.BooleanField()
 
@@ -72,13 +111,11 @@ class MonitoringSerializer(serializers.Serializer):
 class TenantSettingsSerializer(serializers.Serializer):
     slug = serializers.SlugField(read_only=True)
     name = serializers.CharField(max_length=200)
-    timezone = serializers.ChoiceField(choices=sorted(zoneinfo.available_timezones()))
-    contact_signals = serializers.ListField(
-        child=serializers.RegexField(SIGNAL_PATTERN), min_length=1, max_length=50
-    )
+    timezone = TimezoneField()
+    contact_signals = serializers.ListField(child=SignalPatternField(), min_length=1, max_length=50)
     prediction = PredictionSerializer()
     contact_budget = BudgetSerializer()
-    allowed_origins = serializers.ListField(child=serializers.RegexField(ORIGIN), max_length=50)
+    allowed_origins = serializers.ListField(child=OriginField(), max_length=50)
     monitoring = MonitoringSerializer()
 
     def validate_timezone(self, value: str) -> str:

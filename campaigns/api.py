@@ -119,7 +119,7 @@ class PlaybookInputSerializer(serializers.Serializer):
         return _action_field(value, "action")
 
 
-def _name_taken(tenant: Any, name: str | None, instance: Playbook | None = None) -> bool:
+def name_taken(tenant: Any, name: str | None, instance: Playbook | None = None) -> bool:
     """A name clash is a 409: the body is valid, the tenant's state is what conflicts."""
     if name is None:
         return False
@@ -173,7 +173,7 @@ class PlaybookListView(TenantAPIView):
     def post(self, request: Request) -> Response:
         serializer = PlaybookInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        if _name_taken(self.tenant, serializer.validated_data["name"]):
+        if name_taken(self.tenant, serializer.validated_data["name"]):
             return Response({"detail": "A playbook with this name exists."}, status=status.HTTP_409_CONFLICT)
         try:
             playbook = playbooks.playbook_create(tenant=self.tenant, data=serializer.validated_data)
@@ -194,7 +194,7 @@ class PlaybookDetailView(PlaybookObjectMixin, TenantAPIView):
         playbook = self.get_playbook()
         serializer = PlaybookInputSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        if _name_taken(self.tenant, serializer.validated_data.get("name"), playbook):
+        if name_taken(self.tenant, serializer.validated_data.get("name"), playbook):
             return Response({"detail": "A playbook with this name exists."}, status=status.HTTP_409_CONFLICT)
         try:
             playbook = playbooks.playbook_update(

@@ -22,7 +22,12 @@ from accounts.models import Membership
 from accounts.rate_limits import PREVIEW_BUDGET, tenant_key
 from accounts.tenancy import TenantRequest, tenant_view
 from campaigns import campaign_sends, incidents, playbooks, rules, selectors
-from campaigns.api import CampaignInputSerializer, IncidentInputSerializer, PlaybookInputSerializer
+from campaigns.api import (
+    CampaignInputSerializer,
+    IncidentInputSerializer,
+    PlaybookInputSerializer,
+    name_taken,
+)
 from campaigns.conditions import ConditionError, parse_condition, render_text
 from campaigns.models import Incident, Outreach, Playbook
 from campaigns.rendering import FIELDS, render_message, typed_html, unknown_variables
@@ -203,7 +208,9 @@ def _playbook_form(request: TenantRequest, playbook: Playbook | None) -> HttpRes
             data={**settings, "trigger": condition, "action": action},
             context={"tenant": tenant, "instance": playbook},
         )
-        if serializer.is_valid():
+        if serializer.is_valid() and name_taken(tenant, serializer.validated_data["name"], playbook):
+            errors = {"name": "a playbook with this name exists; choose another name."}
+        elif serializer.is_valid():
             if playbook is None:
                 playbook = playbooks.playbook_create(
                     tenant=tenant, data=serializer.validated_data, actor=request.user
@@ -215,7 +222,8 @@ def _playbook_form(request: TenantRequest, playbook: Playbook | None) -> HttpRes
                 )
                 messages.success(request, "Saved.")
             return redirect("dashboard:playbook_detail", tenant_slug=tenant.slug, playbook_id=playbook.pk)
-        errors = _errors(serializer)
+        else:
+            errors = _errors(serializer)
     else:
         condition = playbook.trigger if playbook else {"all": [builder.default_leaf(tenant)]}
         action = {**DEFAULT_ACTION, **(playbook.action if playbook else {})}

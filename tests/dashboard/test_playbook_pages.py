@@ -81,7 +81,9 @@ def test_the_playbook_page_matches_effectiveness_and_lists_reasons(tenant):
     assert rates[0]["data"] == [pytest.approx(effect["treated"]["rate"])]
     assert rates[1]["data"] == [pytest.approx(effect["holdout"]["rate"])]
     band = specs["chart-cumulative"]["series"]
-    assert [band[0]["data"][-1], band[1]["data"][-1]] == effect["ci95"]
+    # The chart's axis runs from -100% to +100%: a bound beyond it is drawn at the edge.
+    assert [band[0]["data"][-1], band[1]["data"][-1]] == [max(-1.0, min(1.0, b)) for b in effect["ci95"]]
+    assert band[2]["counts"][-1] == f"{effect['relative_reduction'] * 100:+.0f}%"  # the true value
     funnel = specs["chart-funnel"]["series"][0]["data"]
     assert funnel[:2] == [effect["engagement"]["sent"], effect["engagement"]["seen"]]
     assert "looks harmful" not in text
