@@ -13,7 +13,6 @@ must be as documented, methods not in the schema must answer 405, and auth must 
 
 from __future__ import annotations
 
-import gc
 import re
 import uuid
 
@@ -199,18 +198,7 @@ def keep_test_connection():
 
 
 @pytest.fixture
-def frozen_heap():
-    """Generating thousands of cases allocates heavily, and every full garbage collection walks the
-    whole heap: in an xdist worker that has run hundreds of tests first, that made this test ~10x
-    slower than alone. Objects alive before it are moved out of the collector's reach."""
-    gc.collect()
-    gc.freeze()
-    yield
-    gc.unfreeze()
-
-
-@pytest.fixture
-def fuzz_schema(fuzz_world, keep_test_connection, settings, request, frozen_heap):
+def fuzz_schema(fuzz_world, keep_test_connection, settings, request):
     # schemathesis 4.32's lazy schema reads `node._nodeid`, which pytest 9 no longer has.
     if not hasattr(request.node, "_nodeid"):
         request.node._nodeid = request.node.nodeid
