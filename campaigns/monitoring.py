@@ -873,5 +873,5 @@ def resolve_suggested(incident: Incident, now: datetime | None = None) -> bool:
     return datetime.fromisoformat(checked) - datetime.fromisoformat(last) >= timedelta(hours=QUIET_HOURS)
 
 
-def tenants_monitored() -> list[int]:
-    return list(Tenant.objects.order_by("pk").values_list("pk", flat=True))
+def tenants_monitored() -> list[Tenant]:
+    return list(Tenant.objects.order_by("pk"))

@@ -62,8 +62,8 @@ def schedule_monitoring(**kwargs: Any) -> int:
     A tenant whose sliding history is due its daily full reread gets that as a separate task, so
     the detector's runs stay short."""
     now = timezone.now()
-    tenant_ids = tenants_monitored()
-    for tenant in Tenant.objects.filter(pk__in=tenant_ids).order_by("pk"):
+    tenants = tenants_monitored()
+    for tenant in tenants:
         if history_refresh_due(tenant=tenant, as_of=now) and cache.add(
             f"monitor-history-refresh:{tenant.pk}", 1, timeout=600
         ):
@@ -74,7 +74,7 @@ def schedule_monitoring(**kwargs: Any) -> int:
             kwargs={"tenant_id": tenant.pk, "as_of": now.isoformat(), "window_key": monitor_window_key(now)},
             expires=600,
         )
-    return len(tenant_ids)
+    return len(tenants)
 
 
 @shared_task(name="campaigns.monitor_history_refresh", **TASK_OPTS)
