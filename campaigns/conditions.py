@@ -21,7 +21,7 @@ from proactive.signal_patterns import is_prefix, pattern_prefix
 
 NUMERIC_OPS = {"lt": "<", "lte": "<=", "gt": ">", "gte": ">=", "eq": "=", "neq": "<>"}
 OPS = (*NUMERIC_OPS, "in", "not_in", "exists")
-MAX_DEPTH = 8
+MAX_DEPTH = 4
 MAX_LEAVES = 50
 MAX_LIST = 200
 # Numbers in a condition stay within +-10^15 (integers exact in double precision); a JSON

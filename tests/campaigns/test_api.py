@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from campaigns.conditions import MAX_DEPTH
 from campaigns.firing import playbooks_evaluate
 from campaigns.models import Outreach, Playbook
 from tests.campaigns.helpers import add_signals, make_customers
@@ -353,3 +354,17 @@ def test_the_schema_publishes_the_condition_and_action_grammar(api):
         for op in branch["properties"]["op"]["enum"]
     }
     assert leaf_ops == {"lt", "lte", "gt", "gte", "eq", "neq", "in", "not_in", "exists"}
+    # The nesting limit is the schema's own: the deepest level is a leaf only, one level past it
+    # does not exist, and the API refuses what the schema cannot express.
+    components = schema["components"]["schemas"]
+    assert f"ConditionDepth{MAX_DEPTH}" in components
+    assert f"ConditionDepth{MAX_DEPTH + 1}" not in components
+    assert all(
+        "all" not in branch["properties"] for branch in components[f"ConditionDepth{MAX_DEPTH}"]["anyOf"]
+    )
+    leaf: dict = {"metric": "risk_score", "op": "gte", "value": 0.5}
+    for _ in range(MAX_DEPTH + 1):
+        leaf = {"not": leaf}
+    response = post(api, "/api/v1/playbooks", {**ONBOARDING, "trigger": leaf})
+    assert response.status_code == 400
+    assert "nested deeper" in str(response.json())

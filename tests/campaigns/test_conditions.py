@@ -4,6 +4,7 @@ import pytest
 from django.db import connection
 
 from campaigns.conditions import (
+    MAX_DEPTH,
     ConditionError,
     columns_for,
     compile_sql,
@@ -51,6 +52,21 @@ def test_errors_name_the_bad_part(data, path):
         parse_condition(data)
     assert exc.value.path == path
     assert str(exc.value).startswith(f"{path}: ")
+
+
+def _nested(levels: int) -> dict:
+    """A condition whose leaf sits `levels` groups deep, alternating all/any/not."""
+    condition: dict = {"metric": "risk_score", "op": "gte", "value": 0.5}
+    for level in range(levels):
+        kind = ("all", "any", "not")[level % 3]
+        condition = {kind: condition} if kind == "not" else {kind: [condition]}
+    return condition
+
+
+def test_nesting_is_limited_to_max_depth_levels_as_the_schema_says():
+    parse_condition(_nested(MAX_DEPTH))
+    with pytest.raises(ConditionError, match=f"nested deeper than {MAX_DEPTH} levels"):
+        parse_condition(_nested(MAX_DEPTH + 1))
 
 
 def test_it_renders_ranges_and_counts_as_text():
