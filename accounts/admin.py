@@ -39,6 +39,7 @@ _SETTINGS_PATHS = {
     "prediction_target": ("prediction", "target"),
     "activity_signals": ("prediction", "activity_signals"),
     "horizon_days": ("prediction", "horizon_days"),
+    "numeric_properties": ("prediction", "numeric_properties"),
     "budget_max_messages": ("contact_budget", "max_messages"),
     "budget_per_days": ("contact_budget", "per_days"),
 }
@@ -58,12 +59,16 @@ class TenantForm(forms.ModelForm):
             "contact_signals",
             "activity_signals",
             "horizon_days",
+            "numeric_properties",
             "budget_max_messages",
             "budget_per_days",
             "scoring_interval_minutes",
             "training_interval_days",
             "allowed_origins",
         ]
+
+    def clean_numeric_properties(self) -> list:
+        return self.cleaned_data.get("numeric_properties") or []  # an empty box declares none
 
     def clean_slug(self) -> str:
         slug = self.cleaned_data["slug"]
@@ -113,7 +118,15 @@ class TenantAdmin(admin.ModelAdmin):
         (None, {"fields": ("name", "slug", "timezone")}),
         (
             "Prediction",
-            {"fields": ("prediction_target", "contact_signals", "activity_signals", "horizon_days")},
+            {
+                "fields": (
+                    "prediction_target",
+                    "contact_signals",
+                    "activity_signals",
+                    "horizon_days",
+                    "numeric_properties",
+                )
+            },
         ),
         ("Contact budget", {"fields": ("budget_max_messages", "budget_per_days")}),
         ("Schedule", {"fields": ("scoring_interval_minutes", "training_interval_days")}),

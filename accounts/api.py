@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api_base import TenantAPIView
-from accounts.models import Tenant, default_monitoring
+from accounts.models import MAX_NUMERIC_PROPERTIES, NUMERIC_PROPERTY_RE, Tenant, default_monitoring
 from accounts.services import audit_record, tenant_update_settings
 
 SIGNAL_PATTERN = re.compile(r"^[a-z0-9_.:-]{1,100}\*?$")
@@ -46,6 +46,15 @@ class AttributeKeyField(_PatternField):
     message = "{value!r} is not an attribute key (1-100 characters of A-Z a-z 0-9 _ . -)"
 
 
+@extend_schema_field({"type": "string", "pattern": NUMERIC_PROPERTY_RE.pattern})
+class NumericPropertyField(_PatternField):
+    pattern = NUMERIC_PROPERTY_RE
+    message = (
+        "{value!r} is not SIGNAL.PROPERTY (a signal name, a dot, then 1-64 characters of A-Z a-z 0-9 _ -), "
+        "e.g. purchase.amount"
+    )
+
+
 @extend_schema_field({"type": "string", "pattern": ORIGIN.pattern})
 class OriginField(_PatternField):
     pattern = ORIGIN
@@ -72,6 +81,18 @@ class PredictionSerializer(serializers.Serializer):
     target = serializers.ChoiceField(choices=Tenant.Target.values)
     activity_signals = serializers.ListField(child=SignalPatternField(), min_length=1, max_length=50)
     horizon_days = serializers.IntegerField(min_value=1, max_value=365)
+    numeric_properties = serializers.ListField(
+        child=NumericPropertyField(),
+        max_length=MAX_NUMERIC_PROPERTIES,
+        required=False,
+        help_text="Numeric signal properties the risk model sums and averages per window, as "
+        "SIGNAL.PROPERTY (e.g. purchase.amount); JSON numbers only.",
+    )
+
+    def validate_numeric_properties(self, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise serializers.ValidationError("Each property may be declared once.")
+        return value
 
     def validate_activity_signals(self, value: list[str]) -> list[str]:
         return _signal_patterns(value)
@@ -143,6 +164,7 @@ def tenant_settings(tenant: Tenant) -> dict[str, Any]:
             "target": tenant.prediction_target,
             "activity_signals": tenant.activity_signals,
             "horizon_days": tenant.horizon_days,
+            "numeric_properties": tenant.numeric_properties,
         },
         "contact_budget": {"max_messages": tenant.budget_max_messages, "per_days": tenant.budget_per_days},
         "allowed_origins": tenant.allowed_origins,

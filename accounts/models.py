@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import zoneinfo
 from typing import ClassVar
@@ -71,6 +72,12 @@ def new_identity_secret() -> str:
     return "is_" + secrets.token_urlsafe(32)
 
 
+# A declared numeric property, SIGNAL.KEY (`Tenant.numeric_properties`): a signal name, which may
+# hold dots, and a property key, which may not.
+NUMERIC_PROPERTY_RE = re.compile(r"^(?P<signal>[a-z0-9_.:-]{1,100})\.(?P<key>[A-Za-z0-9_-]{1,64})$")
+MAX_NUMERIC_PROPERTIES = 10
+
+
 class Tenant(models.Model):
     class Target(models.TextChoices):
         CONTACT = "contact", "Support contact"
@@ -83,6 +90,12 @@ class Tenant(models.Model):
     prediction_target = models.CharField(max_length=20, choices=Target.choices, default=Target.CONTACT)
     activity_signals = models.JSONField(default=default_activity_signals)
     horizon_days = models.PositiveSmallIntegerField(default=14)
+    numeric_properties = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Numeric signal properties the risk model sums and averages, as SIGNAL.PROPERTY "
+        "(e.g. purchase.amount).",
+    )
     budget_max_messages = models.PositiveSmallIntegerField(default=2)
     budget_per_days = models.PositiveSmallIntegerField(default=7)
     allowed_origins = models.JSONField(default=list, blank=True)

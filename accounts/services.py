@@ -155,6 +155,7 @@ def tenant_update_settings(*, tenant: Tenant, data: dict) -> Tenant:
     tenant.prediction_target = data["prediction"]["target"]
     tenant.activity_signals = data["prediction"]["activity_signals"]
     tenant.horizon_days = data["prediction"]["horizon_days"]
+    tenant.numeric_properties = data["prediction"].get("numeric_properties", tenant.numeric_properties)
     tenant.budget_max_messages = data["contact_budget"]["max_messages"]
     tenant.budget_per_days = data["contact_budget"]["per_days"]
     tenant.allowed_origins = data["allowed_origins"]
@@ -167,6 +168,7 @@ def tenant_update_settings(*, tenant: Tenant, data: dict) -> Tenant:
             "prediction_target",
             "activity_signals",
             "horizon_days",
+            "numeric_properties",
             "budget_max_messages",
             "budget_per_days",
             "allowed_origins",

@@ -1,6 +1,12 @@
+from typing import Any
+
 from django.contrib import admin
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
 
 from accounts.admin_base import ReadOnlyTenantAdmin, TenantScopedAdmin
+from proactive.ingest import attributes_changed_record
 from proactive.models import Customer, PipelineRun, RiskModel
 
 
@@ -8,6 +14,16 @@ from proactive.models import Customer, PipelineRun, RiskModel
 class CustomerAdmin(TenantScopedAdmin):
     list_display = ["external_id", "name", "email", "tenant", "signed_up_at"]
     search_fields = ["external_id", "name", "email"]
+
+    def save_model(self, request: HttpRequest, obj: Customer, form: Any, change: bool) -> None:
+        """An edit of the attributes goes into their history, as an upsert's would (the model
+        reads attributes as of each cut-off from it)."""
+        before = Customer.objects.for_tenant(obj.tenant_id).get(pk=obj.pk).attributes if change else {}
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            attributes_changed_record(
+                customer=obj, before=before or {}, after=obj.attributes or {}, now=timezone.now()
+            )
 
 
 @admin.register(RiskModel)

@@ -10,6 +10,7 @@ import math
 
 from proactive.features.attributes import parse_attribute
 from proactive.features.metrics import Kind, Metric, MetricError, parse_metric
+from proactive.features.values import parse_value
 
 # Words that read wrong with a plural "s": they get "events" instead.
 _NO_PLURAL_ENDINGS = ("s", "ed", "ing")
@@ -46,6 +47,11 @@ def _thing(metric: Metric) -> str:
 
 def metric_words(name: str) -> str:
     """A metric expression in plain words; an unparsable one is returned as it is."""
+    value = parse_value(name)
+    if value is not None:
+        what = f"{_words(value.key)} of “{value.signal}” events"
+        span = "in all" if value.days is None else f"over the last {value.days} days"
+        return f"{'total' if value.kind == 'value_sum' else 'average'} {what} {span}"
     attribute = parse_attribute(name)
     if attribute is not None and attribute.value is not None:  # a one-hot column: 1 = yes
         return f"{_words(attribute.key)} is “{attribute.value}” (customer attribute)"

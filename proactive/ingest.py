@@ -30,6 +30,7 @@ from django.utils import timezone
 from psycopg.types.json import Jsonb
 
 from accounts.models import Tenant
+from proactive.features.values import declared_keys, numbers, values_rebuild
 from proactive.ingest_rules import (
     FUTURE_SLACK,
     SIGNAL_LABELS,
@@ -158,7 +159,7 @@ SELECT %(tenant)s, (e->>1)::bigint, e->>0, e->>2, (e->>3)::timestamptz, (e->>4):
 FROM json_array_elements(%(rows)s::json) WITH ORDINALITY AS u(e, ord)
 ORDER BY u.ord
 ON CONFLICT (tenant_id, key) DO NOTHING
-RETURNING customer_id, name, timestamp
+RETURNING customer_id, name, timestamp, properties
 """
 
 
@@ -244,6 +245,7 @@ def _store(tenant_id: int, batch: list[tuple], received_at: datetime, *, fast: b
     with transaction.atomic(), connection.cursor() as cursor:
         cur = cursor.cursor  # the psycopg cursor, for COPY
         ids = _customer_ids(cur, tenant_id, sorted({r[1] for r in batch}), received_at)
+        keys = _declared(cur, tenant_id)
         if fast:
             # Resends are the exception: COPY first and probe for stored keys only when the unique
             # index says some are (the probe costs as much as a tenth of the COPY).
@@ -262,17 +264,40 @@ def _store(tenant_id: int, batch: list[tuple], received_at: datetime, *, fast: b
                         copy.write(_copy_payload(tenant_id, ids, new, received_at))
                 except psycopg.errors.UniqueViolation:
                     raise _KeyRace from None
-            stored = [(ids[ext], name, ts) for _key, ext, name, ts, _props in new]
+            stored = _delta_rows(((ids[ext], name, ts, props) for _key, ext, name, ts, props in new), keys)
         else:
             rows = [(key, ids[ext], name, ts, props) for key, ext, name, ts, props in batch]
             cur.execute(
                 INSERT_ON_CONFLICT_SQL, {"tenant": tenant_id, "now": received_at, "rows": _dumps(rows)}
             )
-            stored = [(cid, name, ts.isoformat()) for cid, name, ts in cur.fetchall()]
+            stored = _delta_rows(
+                ((cid, name, ts.isoformat(), p) for cid, name, ts, p in cur.fetchall()), keys
+            )
             if not stored:
                 return 0
         cur.execute(DELTA_SQL, [tenant_id, _dumps(stored), received_at])
     return len(stored)
+
+
+def _declared(cur: psycopg.Cursor, tenant_id: int) -> dict[str, list[str]]:
+    """The tenant's declared numeric properties by signal name (read in the batch's transaction)."""
+    cur.execute("SELECT numeric_properties FROM accounts_tenant WHERE id = %s", [tenant_id])
+    row = cur.fetchone()
+    declared = row[0] if row else None
+    if isinstance(declared, str):
+        declared = json.loads(declared)
+    return declared_keys(declared or [])
+
+
+def _delta_rows(rows: Iterable[tuple], keys: dict[str, list[str]]) -> list[tuple]:
+    """[customer id, name, timestamp] per stored signal, plus {property: number} when its name has
+    declared properties and it carries numbers for them (`proactive.features.values`)."""
+    out: list[tuple] = []
+    for cid, name, ts, props in rows:
+        wanted = keys.get(name) if keys else None
+        found = numbers(props, wanted) if wanted else None
+        out.append((cid, name, ts, found) if found else (cid, name, ts))
+    return out
 
 
 # Attribute history (`CustomerAttributeChange`) is written by the same statements: for a new
@@ -324,6 +349,25 @@ UPDATE proactive_customer c SET
 FROM r
 WHERE c.tenant_id = %(tenant)s AND c.id = r.id
 """
+
+
+def attributes_changed_record(*, customer: Any, before: dict, after: dict, now: datetime) -> bool:
+    """Record an edit of a customer's attributes made outside the upsert (the Django admin) in
+    the attribute history, as the upsert would: the keys whose value changed, a removed key as
+    null. Returns whether anything changed."""
+    from proactive.models import CustomerAttributeChange
+
+    changed = {k: v for k, v in after.items() if before.get(k) != v}
+    changed.update({k: None for k in before if k not in after and before[k] is not None})
+    if not changed:
+        return False
+    row, created = CustomerAttributeChange.objects.for_tenant(customer.tenant_id).get_or_create(
+        tenant_id=customer.tenant_id, customer=customer, valid_from=now, defaults={"attributes": changed}
+    )
+    if not created:
+        row.attributes = {**row.attributes, **changed}
+        row.save(update_fields=["attributes"])
+    return True
 
 
 def customers_upsert(
@@ -453,4 +497,8 @@ def rollups_rebuild(*, tenant_id: int) -> None:
         (patterns,) = cur.fetchone()
         patterns = json.loads(patterns) if isinstance(patterns, str) else patterns
         signal_hourly_rebuild(tenant_id=tenant_id, patterns=patterns or [])
+        cur.execute("SELECT numeric_properties FROM accounts_tenant WHERE id = %s", [tenant_id])
+        (declared,) = cur.fetchone()
+        declared = json.loads(declared) if isinstance(declared, str) else declared
+        values_rebuild(tenant_id=tenant_id, properties=declared or [])
         signal_tables_analyze(cur)

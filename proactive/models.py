@@ -122,7 +122,8 @@ class SignalRollupDelta(TenantOwned):
     """One stored batch's contribution to SignalDaily and SignalName, not yet folded in.
 
     Ingestion appends one row per batch (the stored signals as a JSON array of
-    [customer id, name, timestamp]) instead of upserting the rollups inside the request;
+    [customer id, name, timestamp] or, with declared numeric properties, [customer id, name,
+    timestamp, {property: value}]) instead of upserting the rollups inside the request;
     `proactive.rollups.rollups_fold` moves pending rows into the rollups (delete and upsert in one
     transaction: exactly once), and readers that must be exact union the pending rows in."""
 
@@ -134,6 +135,45 @@ class SignalRollupDelta(TenantOwned):
 
     class Meta:
         indexes = [models.Index(fields=["tenant", "id"], name="signalrollupdelta_tenant_id")]
+
+
+class SignalValueDaily(TenantOwned):
+    """Per (customer, signal name, numeric property, UTC day): the sum and number of the values.
+
+    Kept only for the properties the tenant declares (`Tenant.numeric_properties`, e.g.
+    `purchase.amount`), folded from the rollup deltas with the counts; the risk model reads sums
+    and means per window from it (`proactive.features.values`)."""
+
+    tenant = models.ForeignKey(
+        "accounts.Tenant", on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, db_index=False, db_constraint=False)
+    name = models.CharField(max_length=100)
+    key = models.CharField(max_length=64)
+    day = models.DateField()
+    total = models.FloatField(default=0.0)
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "customer", "name", "key", "day"], name="signalvaluedaily_uniq"
+            )
+        ]
+
+
+class SignalValueCoverage(TenantOwned):
+    """Which declared properties `SignalValueDaily` holds the whole history of: ingestion follows
+    the tenant's current declaration, so after it changes the readers rebuild the rollup once."""
+
+    properties = models.JSONField(default=list)
+    rebuilt_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant"], name="signalvaluecoverage_tenant_uniq")]
+
+    def __str__(self) -> str:
+        return f"value rollups of {self.properties}"
 
 
 class SignalHourly(TenantOwned):

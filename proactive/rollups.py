@@ -31,6 +31,18 @@ DAILY_SOURCE = """(
 )"""
 
 
+# SignalValueDaily with the pending deltas' values added, the same way: `tenant_id, customer_id,
+# name, key, day, total, count` rows to group and sum.
+VALUE_SOURCE = """(
+    SELECT tenant_id, customer_id, name, key, day, total, count FROM proactive_signalvaluedaily
+    UNION ALL
+    SELECT p.tenant_id, (e->>0)::bigint, e->>1, x.key, ((e->>2)::timestamptz AT TIME ZONE 'UTC')::date,
+           x.value::float8, 1
+    FROM proactive_signalrollupdelta p, json_array_elements(p.rows::json) e, json_each_text(e->3) x
+    WHERE json_array_length(e) > 3
+)"""
+
+
 # SignalName rows of one tenant with the pending deltas added: `name, total, first_seen,
 # last_seen`. Takes the tenant id as the named parameter `tenant_id` (proactive.sql).
 NAMES_SOURCE = """(
@@ -56,8 +68,19 @@ WITH picked AS (
     DELETE FROM proactive_signalrollupdelta d USING picked WHERE d.id = picked.id
     RETURNING d.tenant_id, d.rows
 ), r AS (
-    SELECT g.tenant_id, (e->>0)::bigint AS customer_id, e->>1 AS name, (e->>2)::timestamptz AS ts
+    SELECT g.tenant_id, (e->>0)::bigint AS customer_id, e->>1 AS name, (e->>2)::timestamptz AS ts,
+           e->3 AS vals
     FROM gone g, json_array_elements(g.rows::json) e
+), vals AS (
+    -- Declared numeric properties only (ingestion adds them to a delta row as its 4th element).
+    INSERT INTO proactive_signalvaluedaily AS v (tenant_id, customer_id, name, key, day, total, count)
+    SELECT r.tenant_id, r.customer_id, r.name, x.key, (r.ts AT TIME ZONE 'UTC')::date,
+           sum(x.value::float8), count(*)
+    FROM r, json_each_text(r.vals) x
+    WHERE r.vals IS NOT NULL
+    GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+    ON CONFLICT (tenant_id, customer_id, name, key, day)
+    DO UPDATE SET total = v.total + EXCLUDED.total, count = v.count + EXCLUDED.count
 ), hourly AS (
     -- Monitored names only (the tenant's monitoring patterns), for the incident detector.
     INSERT INTO proactive_signalhourly AS h (tenant_id, customer_id, name, hour, count, first_at, last_at)

@@ -29,6 +29,8 @@ from proactive.models import (
     SignalHourlyCoverage,
     SignalName,
     SignalRollupDelta,
+    SignalValueCoverage,
+    SignalValueDaily,
 )
 from tests.factories import (
     CampaignFactory,
@@ -134,6 +136,16 @@ def build_world() -> World:
             last_at=now,
         ),
         SignalHourlyCoverage.objects.create(tenant=b, patterns=["error.zzsecretofb"], since=now),
+        SignalValueDaily.objects.create(
+            tenant=b,
+            customer=customer,
+            name="error.zzsecretofb",
+            key="amount",
+            day=now.date(),
+            total=9.5,
+            count=2,
+        ),
+        SignalValueCoverage.objects.create(tenant=b, properties=["error.zzsecretofb.amount"]),
         CustomerAttributeChange.objects.create(
             tenant=b, customer=customer, valid_from=now, attributes={"plan": MARKER}
         ),

@@ -22,6 +22,7 @@ from scipy.special import gammaln
 from proactive.features.attributes import parse_attribute
 from proactive.features.history import parse_history
 from proactive.features.metrics import Kind, parse_metric
+from proactive.features.values import parse_value
 from proactive.scoring import model as ml
 
 MAX_FIT_ROWS = 50_000  # four parameters: more rows add time, not precision
@@ -162,7 +163,9 @@ def count_columns(names: list[str]) -> list[int]:
     """The raw windowed counts among a model's features."""
     out = []
     for i, n in enumerate(names):
-        if parse_history(n) is not None or parse_attribute(n) is not None or n.startswith("bgnbd("):
+        if n.startswith("bgnbd(") or any(
+            f(n) is not None for f in (parse_history, parse_attribute, parse_value)
+        ):
             continue
         if parse_metric(n).kind is Kind.COUNT:
             out.append(i)

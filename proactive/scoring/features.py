@@ -1,5 +1,5 @@
-"""The risk model's feature set: grammar metrics, history features and attributes as of the
-cut-off, computed for id ranges.
+"""The risk model's feature set: grammar metrics, history features, attributes and declared
+numeric properties as of the cut-off, computed for id ranges.
 
 A model stores its feature names; everything that trains, scores or explains a model goes
 through `model_matrices`, so the same names always mean the same computation.
@@ -23,6 +23,7 @@ from proactive.features.attributes import (
 from proactive.features.compute import default_metrics, range_matrices
 from proactive.features.history import HistoryFeature, history_features, history_matrices, parse_history
 from proactive.features.metrics import Kind, Metric, parse_metric
+from proactive.features.values import ValueFeature, parse_value, value_features, value_matrices
 from proactive.scoring.baselines import fill_bgnbd
 from proactive.scoring.labels import target_patterns
 
@@ -53,6 +54,7 @@ def model_feature_names(tenant: Tenant, as_of: datetime) -> list[str]:
     """The feature names a model trained as of `as_of` uses."""
     metrics = grammar_metrics(tenant, as_of)
     attributes = [str(f) for f in attribute_features(tenant_id=tenant.pk, as_of=as_of)]
+    attributes += [str(f) for f in value_features(tenant.numeric_properties or [])]
     if not any(m.kind is Kind.COUNT for m in metrics):
         return [str(m) for m in metrics] + attributes
     patterns = history_patterns(tenant, metrics)
@@ -70,6 +72,7 @@ class _Columns:
     grammar: list[tuple[int, Metric]] = field(default_factory=list)
     history: list[tuple[int, HistoryFeature]] = field(default_factory=list)
     attributes: list[tuple[int, AttributeFeature]] = field(default_factory=list)
+    values: list[tuple[int, ValueFeature]] = field(default_factory=list)
 
 
 def _split(names: Sequence[str]) -> _Columns:
@@ -79,8 +82,11 @@ def _split(names: Sequence[str]) -> _Columns:
             continue  # fitted, filled from the model's parameters by the caller
         feature = parse_history(name)
         attribute = parse_attribute(name)
+        value = parse_value(name)
         if feature is not None:
             out.history.append((j, feature))
+        elif value is not None:
+            out.values.append((j, value))
         elif attribute is not None:
             out.attributes.append((j, attribute))
         else:
@@ -103,14 +109,18 @@ def model_matrices(
     attribute_values = attribute_matrices(
         tenant_id=tenant.pk, as_ofs=as_ofs, features=[f for _, f in cols.attributes], ids=ids
     )
+    value_values = value_matrices(
+        tenant_id=tenant.pk, as_ofs=as_ofs, features=[f for _, f in cols.values], ids=ids
+    )
     out = []
     g_cols, h_cols = [j for j, _ in cols.grammar], [j for j, _ in cols.history]
-    a_cols = [j for j, _ in cols.attributes]
-    for g, h, a in zip(grammar_values, history_values, attribute_values, strict=True):
+    a_cols, v_cols = [j for j, _ in cols.attributes], [j for j, _ in cols.values]
+    for g, h, a, v in zip(grammar_values, history_values, attribute_values, value_values, strict=True):
         matrix = np.full((len(ids), len(names)), np.nan)
         matrix[:, g_cols] = g
         matrix[:, h_cols] = h
         matrix[:, a_cols] = a
+        matrix[:, v_cols] = v
         out.append(matrix)
     return ids, out
 

@@ -19,6 +19,7 @@ from django.db import connection
 
 from accounts.models import Tenant
 from proactive.chunks import CHUNK_SIZE, customer_id_ranges
+from proactive.features.values import values_ensure
 from proactive.models import RiskModel, RiskScore, RiskScoreDaily
 from proactive.scoring import model as ml
 from proactive.scoring.registry import active_model, is_usable, load_booster
@@ -75,6 +76,7 @@ class Scorer:
     @classmethod
     def for_tenant(cls, tenant: Tenant, model: RiskModel | None = None) -> Scorer:
         model = model or active_model(tenant)
+        values_ensure(tenant)  # after a changed declaration of numeric properties: rebuilt once
         if model is not None and is_usable(model, tenant):
             return cls(tenant, model, list(model.feature_names), load_booster(model))
         return cls(tenant, None, [r.metric for r in health_rules(tenant)])

@@ -20,6 +20,7 @@ import numpy as np
 from accounts.models import Tenant
 from proactive.chunks import CHUNK_SIZE
 from proactive.features.metrics import Metric
+from proactive.features.values import values_ensure
 from proactive.scoring import model as ml
 from proactive.scoring.baselines import BGNBDBaseline, baselines_for, bgnbd_name, fill_bgnbd
 from proactive.scoring.features import (
@@ -261,6 +262,7 @@ def train(
     calibrators, the other half only measures (metrics, baselines and the promotion comparison).
     """
     horizon = tenant.horizon_days
+    values_ensure(tenant)  # after a changed declaration of numeric properties: rebuilt once
     names = model_feature_names(tenant, as_of)
     baselines = baselines_for(
         names=names,

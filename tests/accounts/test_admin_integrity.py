@@ -125,6 +125,7 @@ def _tenant_form(tenant, **changes):
         ("activity_signals", json.dumps("session.*"), "Expected a list"),
         ("allowed_origins", json.dumps(["javascript:alert(1)"]), "is not an origin"),
         ("horizon_days", "0", "greater than or equal to 1"),
+        ("numeric_properties", json.dumps(["amount"]), "is not SIGNAL.PROPERTY"),
     ],
 )
 def test_the_admin_tenant_form_validates_like_the_api(admin_client_for, tenant, field, value, message):
@@ -142,6 +143,11 @@ def test_the_admin_tenant_form_saves_valid_settings(admin_client_for, tenant):
     assert response.status_code == 302
     tenant.refresh_from_db()
     assert tenant.timezone == "Europe/Paris" and tenant.allowed_origins == ["https://app.example.com"]
+    assert tenant.numeric_properties == []
+    form = _tenant_form(tenant, numeric_properties=json.dumps(["purchase.amount"]))
+    assert admin_client_for.post(f"/admin/accounts/tenant/{tenant.pk}/change/", form).status_code == 302
+    tenant.refresh_from_db()
+    assert tenant.numeric_properties == ["purchase.amount"]
 
 
 def test_a_superuser_cannot_create_the_reserved_demo_tenant_in_the_admin(db):

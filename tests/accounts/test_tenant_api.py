@@ -12,7 +12,12 @@ def test_get_returns_the_contract_shape(api):
         "name": "Acme",
         "timezone": "UTC",
         "contact_signals": ["support.contact"],
-        "prediction": {"target": "contact", "activity_signals": ["session.*"], "horizon_days": 14},
+        "prediction": {
+            "target": "contact",
+            "activity_signals": ["session.*"],
+            "horizon_days": 14,
+            "numeric_properties": [],
+        },
         "contact_budget": {"max_messages": 2, "per_days": 7},
         "allowed_origins": [],
         "monitoring": {"signals": ["error.*"], "segment_by": None, "auto_open": False},
@@ -27,9 +32,40 @@ def test_patch_merges_nested_settings(api, tenant):
     )
     assert response.status_code == 200, response.content
     body = response.json()
-    assert body["prediction"] == {"target": "contact", "activity_signals": ["session.*"], "horizon_days": 30}
+    assert body["prediction"] == {
+        "target": "contact",
+        "activity_signals": ["session.*"],
+        "horizon_days": 30,
+        "numeric_properties": [],
+    }
     tenant.refresh_from_db()
     assert tenant.horizon_days == 30 and tenant.allowed_origins == ["https://app.acme.test"]
+
+
+def test_numeric_properties_are_declared_as_signal_dot_property(api, tenant):
+    declared = ["purchase.amount", "onboarding.step_completed.seconds"]
+    response = api.patch(
+        "/api/v1/tenant", {"prediction": {"numeric_properties": declared}}, content_type="application/json"
+    )
+    assert response.status_code == 200, response.content
+    assert response.json()["prediction"]["numeric_properties"] == declared
+    tenant.refresh_from_db()
+    assert tenant.numeric_properties == declared
+    for bad, says in (
+        (["purchase"], "is not SIGNAL.PROPERTY"),
+        (["purchase.amount.usd!"], "is not SIGNAL.PROPERTY"),
+        (["Purchase.amount"], "is not SIGNAL.PROPERTY"),
+        (["purchase.amount", "purchase.amount"], "declared once"),
+        ([f"s{i}.v" for i in range(11)], "no more than 10"),
+        ("purchase.amount", "Expected a list"),
+    ):
+        response = api.patch(
+            "/api/v1/tenant", {"prediction": {"numeric_properties": bad}}, content_type="application/json"
+        )
+        assert response.status_code == 400, bad
+        assert says in str(response.json()["prediction"]["numeric_properties"]), response.json()
+    tenant.refresh_from_db()
+    assert tenant.numeric_properties == declared
 
 
 @pytest.mark.parametrize(

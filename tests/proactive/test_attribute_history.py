@@ -150,3 +150,28 @@ def test_the_migration_seeds_existing_customers_from_their_created_at():
     executor = MigrationExecutor(connection)
     executor.migrate(executor.loader.graph.leaf_nodes())
     assert _history(tenant) == [("a", "gone", None, T), ("a", "plan", "pro", T)]
+
+
+def test_an_admin_edit_of_the_attributes_enters_the_history(tenant, admin_client_for):
+    customers_upsert(
+        tenant=tenant, records=[{"external_id": "a", "attributes": {"plan": "free", "seats": 3}}]
+    )
+    customer = Customer.objects.for_tenant(tenant).get(external_id="a")
+
+    def edit(attributes):
+        data = {"tenant": tenant.pk, "external_id": "a", "name": "", "email": "", "attributes": attributes}
+        data["created_at_0"], data["created_at_1"] = "2026-01-01", "00:00:00"
+        data["updated_at_0"], data["updated_at_1"] = "2026-01-01", "00:00:00"
+        return admin_client_for.post(f"/admin/proactive/customer/{customer.pk}/change/", data)
+
+    assert edit('{"plan": "pro", "region": "eu"}').status_code == 302
+    changes = list(CustomerAttributeChange.objects.for_tenant(tenant).order_by("valid_from"))
+    assert len(changes) == 2
+    assert changes[-1].attributes == {"plan": "pro", "region": "eu", "seats": None}  # seats removed
+    assert edit('{"plan": "pro", "region": "eu"}').status_code == 302  # saved unchanged: no row
+    assert CustomerAttributeChange.objects.for_tenant(tenant).count() == 2
+    # The model reads the edit as of any time after it.
+    names = ["attribute.plan=pro", "attribute.seats"]
+    later = changes[-1].valid_from + timedelta(seconds=1)
+    _, (row,) = model_matrices(tenant=tenant, as_ofs=[later], names=names, lo=customer.pk, hi=customer.pk)
+    assert row[0, 0] == 1 and np.isnan(row[0, 1])

@@ -23,6 +23,12 @@ from proactive.humanize import metric_words, risk_points, risk_points_words
         ("attribute.plan_tier", "plan tier (customer attribute)"),
         ("attribute.plan=legacy", "plan is “legacy” (customer attribute)"),
         ("attribute.api_version=v1", "api version is “v1” (customer attribute)"),
+        ("value_sum(purchase.amount, 30)", "total amount of “purchase” events over the last 30 days"),
+        ("value_mean(purchase.amount)", "average amount of “purchase” events in all"),
+        (
+            "value_sum(onboarding.step_completed.time_spent, 90)",
+            "total time spent of “onboarding.step_completed” events over the last 90 days",
+        ),
         ("not a metric", "not a metric"),
     ],
 )
