@@ -69,12 +69,25 @@ def ece(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
     return float(sum(len(b) * abs(p[b].mean() - y[b].mean()) for b in np.array_split(order, bins)) / len(y))
 
 
+def ece_spread(y: np.ndarray, p: np.ndarray, resamples: int = 200) -> tuple[float, float]:
+    """(bootstrap standard error of the ECE, the ECE expected of perfectly calibrated scores on
+    rows like these): at a few thousand rows ten bins' observed rates are noisy, so a
+    calibrated model's ECE is not 0 and two models' ECEs differ by chance."""
+    rng = np.random.default_rng(11)
+    boot = [ece(y[i], p[i]) for i in (rng.integers(0, len(y), len(y)) for _ in range(resamples))]
+    ideal = [ece((rng.random(len(p)) < p).astype(float), p) for _ in range(resamples)]
+    return float(np.std(boot)), float(np.mean(ideal))
+
+
 def measure(y: np.ndarray, p: np.ndarray) -> dict:
+    se, ideal = ece_spread(y, p)
     return {
         "auc": round(float(roc_auc_score(y, p)), 4),
         "pr_auc": round(float(average_precision_score(y, p)), 4),
         "brier": round(float(brier_score_loss(y, p)), 5),
         "ece": round(ece(y, p), 5),
+        "ece_se": round(se, 5),
+        "ece_if_calibrated": round(ideal, 5),
         "distinct": int(len(np.unique(np.round(p, 6)))),
     }
 
@@ -217,7 +230,8 @@ def main() -> None:
             results.append(result)
     if not args.project_only:
         print(
-            "\n| dataset | seed | rows | base rate | model | AUC | PR-AUC | Brier | ECE | distinct scores |"
+            "\n| dataset | seed | rows | base rate | model | AUC | PR-AUC | Brier "
+            "| ECE (± se; if calibrated) | distinct scores |"
         )
         print("|---|---|---|---|---|---|---|---|---|---|")
         for r in results:
@@ -226,7 +240,8 @@ def main() -> None:
                     m = r[name]
                     print(
                         f"| {r['dataset']} | {r['seed']} | {r['rows']} | {r['base_rate']} | {name} | "
-                        f"{m['auc']} | {m['pr_auc']} | {m['brier']} | {m['ece']} | {m['distinct']} |"
+                        f"{m['auc']} | {m['pr_auc']} | {m['brier']} | {m['ece']} (± {m['ece_se']}; "
+                        f"{m['ece_if_calibrated']}) | {m['distinct']} |"
                     )
 
 

@@ -21,6 +21,7 @@ from django.db import connection
 from django.utils import timezone
 
 from accounts.models import Tenant
+from proactive.features.values import values_ensure
 from proactive.ingest import customers_upsert, signal_tables_analyze, signals_copy_insert
 from proactive.rollups import rollups_fold
 
@@ -42,6 +43,7 @@ PLANS = np.array(["free", "pro", "enterprise"])
 INTEGRATIONS = np.array(["none", "salesforce", "hubspot"])
 FEATURES = ["feature.report_viewed", "feature.export", "feature.dashboard_shared", "feature.api_call"]
 ONBOARDING_STEPS = 5
+SESSION_MINUTES = "session.started.minutes"  # the numeric property the demo tenant declares
 COPY_CHUNK = 250_000
 
 
@@ -72,6 +74,9 @@ def generate_demo_data(
     external_prefix: str = "cust-",
 ) -> DemoSummary:
     """Generate and store `customers` x `days` of behaviour ending at `end` (default: now)."""
+    if SESSION_MINUTES not in (tenant.numeric_properties or []):
+        tenant.numeric_properties = [*(tenant.numeric_properties or []), SESSION_MINUTES]
+        tenant.save(update_fields=["numeric_properties"])
     rng = np.random.default_rng(seed)
     end = (end or timezone.now()).astimezone(UTC).replace(microsecond=0)
     start = end - timedelta(days=days)
@@ -164,18 +169,35 @@ def generate_demo_data(
 
     start_s = int(start.timestamp())
     end_s = int(end.timestamp())
-    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (customer, unix seconds, name index)
+    # (customer, unix seconds, name index, session minutes or NaN)
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
     names: list[str] = []
 
-    def emit(counts: np.ndarray, name: str, hours: tuple[float, float] = (0, 24)) -> None:
+    def emit(
+        counts: np.ndarray,
+        name: str,
+        hours: tuple[float, float] = (0, 24),
+        mean_minutes: np.ndarray | None = None,
+    ) -> None:
         cust, day = np.nonzero(counts)
         reps = counts[cust, day]
         cust, day = np.repeat(cust, reps), np.repeat(day, reps)
         secs = start_s + day * 86400 + (rng.uniform(hours[0], hours[1], len(day)) * 3600).astype(np.int64)
         names.append(name)
-        parts.append((cust, secs, np.full(len(cust), len(names) - 1)))
+        minutes = np.full(len(cust), np.nan)
+        if mean_minutes is not None:
+            minutes = np.round(minutes_rng.gamma(2.0, mean_minutes[cust, day] / 2.0), 1)
+        parts.append((cust, secs, np.full(len(cust), len(names) - 1), minutes))
 
-    emit(sessions, "session.started", (7, 20))
+    # Each session carries its length in minutes (`session.started.minutes`, a numeric property
+    # the demo tenant declares): shorter while onboarding is stalled and as activity declines, so
+    # it shows trouble before the session counts do. Drawn from its own generator, so the rest of
+    # the world is the same with or without it.
+    minutes_rng = np.random.default_rng(seed + 10_000)
+    session_minutes = (
+        24.0 * np.where(stuck, 0.5, 1.0) * (0.35 + 0.65 * decline_mult) * np.sqrt(plan_mult)[:, None]
+    )
+    emit(sessions, "session.started", (7, 20), session_minutes)
     feature_kind = rng.choice(len(FEATURES), size=int(feature_use.sum()), p=[0.4, 0.25, 0.15, 0.2])
     idx = np.nonzero(feature_use.ravel())[0]
     owners = np.repeat(idx, feature_use.ravel()[idx])
@@ -194,10 +216,15 @@ def generate_demo_data(
     cust = np.concatenate([p[0] for p in parts])
     secs = np.concatenate([p[1] for p in parts])
     name_idx = np.concatenate([p[2] for p in parts])
+    minutes = np.concatenate([p[3] for p in parts])
     keep = secs <= end_s
     # Time order, as live traffic arrives: the BRIN index on timestamp stays selective.
     order = np.lexsort((cust[keep], secs[keep]))
     cust, secs, name_idx = cust[keep][order], secs[keep][order], name_idx[keep][order]
+    minutes = minutes[keep][order]
+    props = np.where(
+        np.isnan(minutes), "{}", np.char.add(np.char.add('{"minutes": ', minutes.astype(str)), "}")
+    )
     total = len(cust)
     ts = np.datetime_as_string(secs.astype("datetime64[s]"), unit="s", timezone="UTC")
     name_arr = np.array(names)[name_idx]
@@ -210,11 +237,12 @@ def generate_demo_data(
             ext_ids[cust[lo:hi]].tolist(),
             name_arr[lo:hi].tolist(),
             ts[lo:hi].tolist(),
-            ("{}" for _ in range(lo, hi)),
+            props[lo:hi].tolist(),
             strict=True,
         )
         stored += signals_copy_insert(tenant_id=tenant.pk, rows=rows, received_at=end)
     rollups_fold(tenant_id=tenant.pk)  # what the worker would do next
+    values_ensure(tenant)  # records that the value rollup covers the declared property
     with connection.cursor() as cur:
         signal_tables_analyze(cur)  # a bulk load: the pipeline runs right after it
     return DemoSummary(

@@ -9,7 +9,7 @@ from django.db import connection
 from demo.data import generate_demo_data
 from proactive.features.compute import compute_features
 from proactive.features.metrics import parse_metric
-from proactive.models import Customer, Signal, SignalDaily
+from proactive.models import Customer, Signal, SignalDaily, SignalValueDaily
 
 END = datetime(2025, 6, 1, 12, tzinfo=UTC)
 
@@ -28,6 +28,15 @@ def test_it_is_deterministic_idempotent_and_consistent_with_rollups(tenant):
     assert {"session.started", "error.sync_failed", "onboarding.step_completed", "support.contact"} <= names
     plans = {c.attributes["plan"] for c in Customer.objects.for_tenant(tenant)}
     assert plans == {"free", "pro", "enterprise"}
+    # Sessions carry their minutes, a property the tenant declares; the value rollup sums them once.
+    tenant.refresh_from_db()
+    assert tenant.numeric_properties == ["session.started.minutes"]
+    sessions = Signal.objects.for_tenant(tenant).filter(name="session.started")
+    minutes = [s.properties["minutes"] for s in sessions]
+    assert len(minutes) == sessions.count() > 100 and all(m >= 0 for m in minutes)
+    rolled = SignalValueDaily.objects.for_tenant(tenant).filter(name="session.started", key="minutes")
+    assert sum(rolled.values_list("count", flat=True)) == len(minutes)
+    assert abs(sum(rolled.values_list("total", flat=True)) - sum(minutes)) < 1e-6 * sum(minutes)
 
 
 def test_contacts_follow_error_bursts_and_stalls(tenant):
