@@ -50,7 +50,7 @@ NAMES = ["session.started", "feature.export", "feature.report_viewed", "error.sy
 def make_rows(n: int, customers: int, seed: str) -> list[dict]:
     rng = random.Random(seed)
     now = datetime.now(UTC)
-    return [
+    rows = [
         {
             "id": f"evt-{seed}-{i:09d}",
             "customer": f"c{rng.randrange(customers):06d}",
@@ -60,6 +60,10 @@ def make_rows(n: int, customers: int, seed: str) -> list[dict]:
         }
         for i in range(n)
     ]
+    for row in rows:  # sessions carry their length: a numeric property a tenant may declare
+        if row["name"] == "session.started":
+            row["properties"] = {**row["properties"], "minutes": round(rng.uniform(1, 60), 1)}
+    return rows
 
 
 COPY_SQL = (

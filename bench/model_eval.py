@@ -121,6 +121,9 @@ def load_lifetimes_example(tenant: Tenant) -> datetime:
         ],
         received_at=max(when),
     )
+    from proactive.rollups import rollups_fold  # not in every older checkout (--project-only)
+
+    rollups_fold(tenant_id=tenant.pk)  # what the worker would do next (the next run reads the rollups)
     tenant.prediction_target = Tenant.Target.INACTIVITY
     tenant.activity_signals = ["purchase"]
     tenant.horizon_days = 28

@@ -131,6 +131,26 @@ def predict(booster: xgb.Booster, calibration: dict, names: list[str], x: np.nda
     return calibration_apply(calibration, margin)
 
 
+def recentre(booster: xgb.Booster, calibration: dict, names: list[str], x: np.ndarray, y: np.ndarray) -> dict:
+    """The calibration with its intercept moved so that the mean prediction on `x` is the observed
+    rate of `y` (calibration in the large). The map is fitted on the selection fit's margins and
+    applied to the refit, whose margins run a little differently: on every closed cut-off its
+    mean prediction fell 0.3-0.7 points below the observed rate on the demo and the lifetimes log.
+    Only the intercept moves, so the order of the scores is untouched."""
+    key = {"stack": "c", "beta": "c", "platt": "b"}.get(calibration.get("method", ""))
+    if key is None or not len(y) or not 0 < y.mean() < 1:
+        return calibration
+    z = _logit(predict(booster, calibration, names, x))
+    rate, shift = float(y.mean()), 0.0
+    for _ in range(30):  # Newton steps on mean(sigmoid(z + shift)) = rate (monotone in shift)
+        p = 1.0 / (1.0 + np.exp(-(z + shift)))
+        step = (p.mean() - rate) / max(float((p * (1 - p)).mean()), 1e-9)
+        shift -= step
+        if abs(step) < 1e-7:
+            break
+    return {**calibration, key: calibration[key] + shift, "recentred": round(shift, 6)}
+
+
 def calibration_apply(calibration: dict, margin: np.ndarray) -> np.ndarray:
     method = calibration.get("method")
     if method == "beta":

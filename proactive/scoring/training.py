@@ -360,6 +360,7 @@ def train(
         calibration = {**calibration, "bgnbd": bgnbd.model.as_dict()}
         fill_bgnbd(names, everything.x, calibration["bgnbd"])
     fitted = ml.refit(everything.x, everything.y, selected.best_iteration + 1, names)
+    calibration = ml.recentre(fitted.booster, calibration, names, everything.x, everything.y)
     scores["refit_rows"] = len(everything.y)
     return Outcome(
         True,

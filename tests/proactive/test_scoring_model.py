@@ -105,3 +105,26 @@ def test_the_refit_uses_every_closed_cutoff_and_the_selection_ones_are_purged(ho
     assert set(train) | set(validation) <= set(closed)
     assert max(train) + h <= min(validation)  # purged: no training label after a validation cut-off
     assert len(closed) > len(train) + len(validation) or horizon <= 7
+
+
+@pytest.mark.parametrize("method", ["platt", "beta"])
+def test_recentring_moves_the_mean_to_the_observed_rate_and_keeps_the_order(method):
+    """A calibration fitted on one model's margins and applied to a refit whose margins run higher
+    (here: shifted by 1.0) predicts too much; recentring on the refit's rows fixes the mean only."""
+    x_tr, y_tr = _synthetic(20_000, 1)
+    x_cal, y_cal = _synthetic(600 if method == "platt" else 20_000, 2)
+    fitted = ml.fit(x_tr, y_tr, x_cal, y_cal, ["a", "b", "c", "d"])
+    calibration = ml.calibration_fit(ml.margins(fitted.booster, x_cal) - 1.0, y_cal)
+    assert calibration["method"] == method
+    before = ml.predict(fitted.booster, calibration, ["a", "b", "c", "d"], x_tr)
+    assert before.mean() - y_tr.mean() > 0.03
+    moved = ml.recentre(fitted.booster, calibration, ["a", "b", "c", "d"], x_tr, y_tr)
+    after = ml.predict(fitted.booster, moved, ["a", "b", "c", "d"], x_tr)
+    assert abs(after.mean() - y_tr.mean()) < 1e-6
+    assert moved["recentred"] < 0
+    np.testing.assert_array_equal(np.argsort(before, kind="stable"), np.argsort(after, kind="stable"))
+    # Nothing to centre on: unchanged.
+    assert (
+        ml.recentre(fitted.booster, calibration, ["a", "b", "c", "d"], x_tr, np.zeros(len(y_tr)))
+        == calibration
+    )
