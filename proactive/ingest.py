@@ -292,9 +292,11 @@ def _declared(cur: psycopg.Cursor, tenant_id: int) -> dict[str, list[str]]:
 def _delta_rows(rows: Iterable[tuple], keys: dict[str, list[str]]) -> list[tuple]:
     """[customer id, name, timestamp] per stored signal, plus {property: number} when its name has
     declared properties and it carries numbers for them (`proactive.features.values`)."""
+    if not keys:
+        return [(cid, name, ts) for cid, name, ts, _props in rows]
     out: list[tuple] = []
     for cid, name, ts, props in rows:
-        wanted = keys.get(name) if keys else None
+        wanted = keys.get(name)
         found = numbers(props, wanted) if wanted else None
         out.append((cid, name, ts, found) if found else (cid, name, ts))
     return out
