@@ -12,7 +12,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api_base import TenantAPIView
-from accounts.models import MAX_NUMERIC_PROPERTIES, NUMERIC_PROPERTY_RE, Tenant, default_monitoring
+from accounts.models import (
+    MAX_NUMERIC_PROPERTIES,
+    NUMERIC_PROPERTY_PATTERN,
+    NUMERIC_PROPERTY_RE,
+    Tenant,
+    default_monitoring,
+)
 from accounts.services import audit_record, tenant_update_settings
 
 SIGNAL_PATTERN = re.compile(r"^[a-z0-9_.:-]{1,100}\*?$")
@@ -46,7 +52,7 @@ class AttributeKeyField(_PatternField):
     message = "{value!r} is not an attribute key (1-100 characters of A-Z a-z 0-9 _ . -)"
 
 
-@extend_schema_field({"type": "string", "pattern": NUMERIC_PROPERTY_RE.pattern})
+@extend_schema_field({"type": "string", "pattern": NUMERIC_PROPERTY_PATTERN})
 class NumericPropertyField(_PatternField):
     pattern = NUMERIC_PROPERTY_RE
     message = (

@@ -74,7 +74,8 @@ def new_identity_secret() -> str:
 
 # A declared numeric property, SIGNAL.KEY (`Tenant.numeric_properties`): a signal name, which may
 # hold dots, and a property key, which may not.
-NUMERIC_PROPERTY_RE = re.compile(r"^(?P<signal>[a-z0-9_.:-]{1,100})\.(?P<key>[A-Za-z0-9_-]{1,64})$")
+NUMERIC_PROPERTY_PATTERN = r"^([a-z0-9_.:-]{1,100})\.([A-Za-z0-9_-]{1,64})$"  # Python and ECMA 262 alike
+NUMERIC_PROPERTY_RE = re.compile(NUMERIC_PROPERTY_PATTERN)
 MAX_NUMERIC_PROPERTIES = 10
 
 

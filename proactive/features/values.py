@@ -44,7 +44,7 @@ _NAME_RE = re.compile(r"^(?P<fn>value_sum|value_mean)\((?P<prop>[^,()]+)(?:, (?P
 def parse_property(text: str) -> tuple[str, str] | None:
     """(signal name, property key) of a declaration like `purchase.amount`, or None."""
     m = NUMERIC_PROPERTY_RE.match(text) if isinstance(text, str) else None
-    return (m["signal"], m["key"]) if m else None
+    return (m[1], m[2]) if m else None
 
 
 def declared_keys(properties: Sequence[str]) -> dict[str, list[str]]:
