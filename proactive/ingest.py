@@ -40,7 +40,7 @@ from proactive.ingest_rules import (
     signal_error,
 )
 from proactive.ingest_rules import dumps as _dumps
-from proactive.rollups import DELTA_SQL
+from proactive.rollups import DELTA_SQL, VALUES_LOCK
 
 DEADLOCK_RETRIES = 3
 FAST_ATTEMPTS = 3
@@ -280,8 +280,15 @@ def _store(tenant_id: int, batch: list[tuple], received_at: datetime, *, fast: b
 
 
 def _declared(cur: psycopg.Cursor, tenant_id: int) -> dict[str, list[str]]:
-    """The tenant's declared numeric properties by signal name (read in the batch's transaction)."""
-    cur.execute("SELECT numeric_properties FROM accounts_tenant WHERE id = %s", [tenant_id])
+    """The tenant's declared numeric properties by signal name, read in the batch's transaction
+    under the value rollup's shared lock."""
+    # The value rollup's lock, shared until the batch commits: a rebuild of this tenant's values
+    # (`values_rebuild`, exclusive) waits for the batch, or the batch for one range of it.
+    cur.execute(
+        "SELECT numeric_properties, pg_advisory_xact_lock_shared(%s, id::int) "
+        "FROM accounts_tenant WHERE id = %s",
+        [VALUES_LOCK, tenant_id],
+    )
     row = cur.fetchone()
     declared = row[0] if row else None
     if isinstance(declared, str):

@@ -17,6 +17,11 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import connection, transaction
 
+# Advisory lock class of a tenant's value rollup (the tenant id is the second key): taken shared by
+# each ingestion batch and each fold, exclusive while `proactive.features.values.values_rebuild`
+# recounts a range of the tenant's customers.
+VALUES_LOCK = 7201
+
 DELTA_SQL = "INSERT INTO proactive_signalrollupdelta (tenant_id, rows, created_at) VALUES (%s, %s, %s)"
 
 # Pending deltas as SignalDaily-shaped rows (count 1 per signal). A reader groups and sums, so
@@ -63,6 +68,8 @@ FOLD_SQL = """
 WITH picked AS (
     SELECT id FROM proactive_signalrollupdelta
     WHERE (%(tenant)s::bigint IS NULL OR tenant_id = %(tenant)s::bigint)
+      -- not a tenant whose value rollup is being rebuilt (proactive.features.values.VALUES_LOCK)
+      AND pg_try_advisory_xact_lock_shared(%(values_lock)s, tenant_id::int)
     ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
 ), gone AS (
     DELETE FROM proactive_signalrollupdelta d USING picked WHERE d.id = picked.id
@@ -117,7 +124,7 @@ def rollups_fold(*, tenant_id: int | None = None, limit: int = 100) -> int:
     folded = 0
     while True:
         with transaction.atomic(), connection.cursor() as cur:
-            cur.execute(FOLD_SQL, {"tenant": tenant_id, "limit": limit})
+            cur.execute(FOLD_SQL, {"tenant": tenant_id, "limit": limit, "values_lock": VALUES_LOCK})
             n = cur.fetchone()[0]
         folded += n
         if n < limit:

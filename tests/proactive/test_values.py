@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import threading
 from datetime import timedelta
 
 import numpy as np
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from psycopg.types.json import Jsonb
 
 from accounts.models import Tenant
@@ -20,9 +21,9 @@ from proactive.features.values import (
     values_ensure,
     values_rebuild,
 )
-from proactive.ingest import signals_copy_insert
+from proactive.ingest import signals_copy_insert, signals_ingest
 from proactive.models import Customer, SignalValueCoverage
-from proactive.rollups import rollups_fold
+from proactive.rollups import VALUES_LOCK, rollups_fold
 from proactive.scoring import features, training
 from proactive.scoring.features import model_feature_names, model_rows
 from tests.proactive.scoring_world import START
@@ -219,3 +220,108 @@ def test_declared_amounts_raise_the_held_out_auc(tenant, monkeypatch):
     assert not any(n.startswith("value_") for n in without.names)
     gained = held_out_auc(tenant, with_values, as_of) - held_out_auc(tenant, without, as_of)
     assert gained > 0.05
+
+
+def _purchases(prefix: str, n: int, customers: int = 6) -> list[dict]:
+    return [
+        {
+            "id": f"{prefix}-{i}",
+            "customer": f"c{i % customers}",
+            "name": "purchase",
+            "timestamp": (T - timedelta(days=i % 20, minutes=i)).isoformat(),
+            "properties": {"amount": 1 + i % 7},
+        }
+        for i in range(n)
+    ]
+
+
+def _raw_total(tenant) -> float:
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT coalesce(sum((properties->>'amount')::float8), 0) FROM proactive_signal "
+            "WHERE tenant_id = %s AND name = 'purchase'",
+            [tenant.pk],
+        )
+        return float(cur.fetchone()[0])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rebuild_holds_back_only_its_own_tenant_one_range_at_a_time():
+    from tests.factories import TenantFactory
+
+    a, b = TenantFactory(numeric_properties=["purchase.amount"]), TenantFactory()
+    holding, release, done = threading.Event(), threading.Event(), threading.Event()
+
+    def rebuild_range():  # what values_rebuild holds while it recounts one range of a's customers
+        try:
+            with transaction.atomic(), connection.cursor() as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", [VALUES_LOCK, a.pk])
+                holding.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    def ingest_a():
+        try:
+            signals_ingest(tenant=a, records=_purchases("a", 5), now=T)
+            done.set()
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=rebuild_range)
+    holder.start()
+    assert holding.wait(10)
+    assert signals_ingest(tenant=b, records=_purchases("b", 5), now=T).accepted == 5  # not held back
+    waiter = threading.Thread(target=ingest_a)
+    waiter.start()
+    assert not done.wait(0.5)  # a's batch waits for the range
+    release.set()
+    holder.join()
+    waiter.join()
+    assert done.is_set()
+    rollups_fold()
+    assert _rollup(a) and sum(t for t, _ in _rollup(a).values()) == _raw_total(a)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_batches_arriving_during_a_rebuild_are_counted_exactly_once():
+    from tests.factories import TenantFactory
+
+    tenant = TenantFactory()
+    signals_ingest(tenant=tenant, records=_purchases("old", 120, customers=12), now=T)
+    rollups_fold(tenant_id=tenant.pk)
+    Tenant.objects.filter(pk=tenant.pk).update(numeric_properties=["purchase.amount"])
+    tenant.refresh_from_db()
+    stop, errors = threading.Event(), []
+
+    def keep_ingesting():
+        try:
+            k = 0
+            while not stop.is_set():
+                signals_ingest(tenant=tenant, records=_purchases(f"new{k}", 9, customers=12), now=T)
+                k += 1
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def keep_folding():
+        try:
+            while not stop.is_set():
+                rollups_fold()
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=keep_ingesting), threading.Thread(target=keep_folding)]
+    for t in threads:
+        t.start()
+    values_rebuild(tenant_id=tenant.pk, properties=tenant.numeric_properties, chunk_size=2)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert errors == []
+    rollups_fold()
+    assert sum(t for t, _ in _rollup(tenant).values()) == _raw_total(tenant) > 0
+    assert SignalValueCoverage.objects.for_tenant(tenant).get().properties == ["purchase.amount"]
