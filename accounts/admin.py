@@ -45,6 +45,16 @@ _SETTINGS_PATHS = {
 }
 
 
+def _messages(errors: Any) -> list[str]:
+    """The plain messages of a serializer's errors for one field: a list field's per-item errors
+    come as {index: [...]}, which would otherwise render as Python reprs."""
+    if isinstance(errors, dict):
+        return [m for value in errors.values() for m in _messages(value)]
+    if isinstance(errors, list):
+        return [m for value in errors for m in _messages(value)]
+    return [str(errors)]
+
+
 class TenantForm(forms.ModelForm):
     """Validated by the API's TenantSettingsSerializer (one set of rules for both), plus the
     reserved slugs that tenant_create refuses."""
@@ -103,8 +113,7 @@ class TenantForm(forms.ModelForm):
             for part in _SETTINGS_PATHS[field]:
                 errors = errors.get(part) if isinstance(errors, dict) else None
             if errors:
-                flat = errors if isinstance(errors, list) else [str(errors)]
-                self.add_error(field, [str(e) for e in flat])
+                self.add_error(field, _messages(errors))
         return data
 
 

@@ -135,6 +135,7 @@ def test_the_admin_tenant_form_validates_like_the_api(admin_client_for, tenant, 
     )
     assert response.status_code == 200
     assert message in response.content.decode()
+    assert "ErrorDetail" not in response.content.decode()  # plain messages, not reprs
     assert Tenant.objects.values().get(pk=tenant.pk) == before
 
 
