@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 from proactive.features.attributes import parse_attribute
+from proactive.features.history import parse_history
 from proactive.features.metrics import Kind, Metric, MetricError, parse_metric
 from proactive.features.values import parse_value
 
@@ -45,8 +46,41 @@ def _thing(metric: Metric) -> str:
     return f"“{pattern}” event"
 
 
+def _stream(pattern: str, plural: bool = True) -> str:
+    """A history pattern (names or prefixes joined by `|`) as a noun phrase."""
+    parts = [Metric(Kind.COUNT, pattern=p) for p in pattern.split("|")]
+    return " or ".join(_things(m) if plural else _thing(m) for m in parts)
+
+
+def _history_words(name: str) -> str | None:
+    """The risk model's history features (`proactive.features.history`) and the BG/NBD column."""
+    if name.startswith("bgnbd(") and name.endswith(")"):
+        stream, _, horizon = name[len("bgnbd(") : -1].rpartition(", ")
+        return f"chance of {_stream(stream)} within {horizon} days by recency and frequency (BG/NBD)"
+    feature = parse_history(name)
+    if feature is None:
+        return None
+    things, thing = _stream(feature.pattern), _stream(feature.pattern, plural=False)
+    if feature.kind == "active_days":
+        span = "in all" if feature.a is None else f"in the last {feature.a} days"
+        return f"days with {things} {span}"
+    words = {
+        "days_since_first": f"days since the first {thing}",
+        "days_since_active": f"days since the last day with {things}",
+        "gap_mean": f"usual days between days with {things}",
+        "gap_std": f"variation of the days between days with {things}",
+        "recency_ratio": f"days since the last {thing}, in usual gaps",
+        "per_day": f"share of days with {things} since the first",
+        "active_trend": f"days with {things}: the last {feature.a} days against the last {feature.b}",
+    }
+    return words.get(feature.kind)
+
+
 def metric_words(name: str) -> str:
     """A metric expression in plain words; an unparsable one is returned as it is."""
+    history = _history_words(name)
+    if history is not None:
+        return history
     value = parse_value(name)
     if value is not None:
         what = f"{_words(value.key)} of “{value.signal}” events"

@@ -29,6 +29,18 @@ from proactive.humanize import metric_words, risk_points, risk_points_words
             "value_sum(onboarding.step_completed.time_spent, 90)",
             "total time spent of “onboarding.step_completed” events over the last 90 days",
         ),
+        ("active_days(session.*, 30)", "days with sessions in the last 30 days"),
+        ("active_days(*)", "days with signals of any kind in all"),
+        ("recency_ratio(purchase)", "days since the last “purchase” event, in usual gaps"),
+        (
+            "gap_mean(support.contact|ticket.*)",
+            "usual days between days with “support.contact” events or tickets",
+        ),
+        ("active_trend(session.*, 30, 90)", "days with sessions: the last 30 days against the last 90"),
+        (
+            "bgnbd(support.contact, 14)",
+            "chance of “support.contact” events within 14 days by recency and frequency (BG/NBD)",
+        ),
         ("not a metric", "not a metric"),
     ],
 )
