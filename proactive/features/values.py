@@ -178,8 +178,8 @@ SELECT %(tenant_id)s, s.customer_id, s.name, w.p->>1, (s.timestamp AT TIME ZONE 
 FROM json_array_elements(%(props)s::json) w(p)
 JOIN proactive_signal s ON s.tenant_id = %(tenant_id)s AND s.name = w.p->>0
     AND s.customer_id BETWEEN %(lo)s AND %(hi)s
-WHERE jsonb_typeof(s.properties -> (w.p->>1)) = 'number'
-  AND abs((s.properties ->> (w.p->>1))::numeric) < 1e300
+WHERE CASE WHEN jsonb_typeof(s.properties -> (w.p->>1)) = 'number'  -- CASE: the cast only for numbers
+           THEN abs((s.properties ->> (w.p->>1))::numeric) < 1e300 ELSE false END
 GROUP BY 2, 3, 4, 5
 """
 
@@ -196,7 +196,6 @@ def values_rebuild(*, tenant_id: int, properties: Sequence[str], chunk_size: int
     stored signals, so each signal counts once: batches before the lock are in the recount,
     batches after it add their values through their deltas (they read the new declaration)."""
     from proactive.chunks import customer_id_ranges
-    from proactive.models import SignalValueCoverage
     from proactive.rollups import rollups_fold
 
     props = json.dumps([[signal, key] for signal, keys in declared_keys(properties).items() for key in keys])
@@ -212,9 +211,13 @@ def values_rebuild(*, tenant_id: int, properties: Sequence[str], chunk_size: int
             )
             if props != "[]":
                 cur.execute(REBUILD_SQL, {"tenant_id": tenant_id, "props": props, "lo": lo, "hi": hi})
-    SignalValueCoverage.objects.for_tenant(tenant_id).update_or_create(
-        tenant_id=tenant_id, defaults={"properties": sorted(properties)}
-    )
+    with connection.cursor() as cur:  # an upsert: two runs may rebuild at once (each range is exact)
+        cur.execute(
+            "INSERT INTO proactive_signalvaluecoverage (tenant_id, properties, rebuilt_at) "
+            "VALUES (%s, %s, now()) ON CONFLICT (tenant_id) DO UPDATE SET "
+            "properties = EXCLUDED.properties, rebuilt_at = EXCLUDED.rebuilt_at",
+            [tenant_id, json.dumps(sorted(properties))],
+        )
 
 
 def values_ensure(tenant: Any) -> None:

@@ -64,6 +64,7 @@ ROWS = [
     ("p2", "a", "purchase", T - timedelta(days=10, hours=1), {"amount": 5.5, "currency": "EUR"}),
     ("p3", "a", "purchase", T - timedelta(days=1), {"amount": "12"}),  # a string: not a number
     ("p4", "a", "purchase", T - timedelta(days=1, hours=2), {"amount": True}),  # nor a boolean
+    ("p8", "a", "purchase", T - timedelta(days=1, hours=3), {"amount": "lots"}),  # nor any other text
     ("p5", "a", "purchase", T - timedelta(hours=2), {"amount": 100}),  # T's own day
     ("p6", "b", "purchase", T - timedelta(days=40), {"amount": 7}),
     ("p7", "b", "purchase.refund", T - timedelta(days=3), {"amount": 50}),  # not declared
