@@ -1,5 +1,6 @@
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.db import transaction
 from django.http import HttpRequest
@@ -10,8 +11,19 @@ from proactive.ingest import attributes_changed_record
 from proactive.models import Customer, PipelineRun, RiskModel
 
 
+class CustomerForm(forms.ModelForm):
+    def clean_attributes(self) -> dict:
+        attributes = self.cleaned_data.get("attributes")
+        if attributes in (None, ""):
+            return {}
+        if not isinstance(attributes, dict):
+            raise forms.ValidationError('Attributes must be a JSON object, e.g. {"plan": "pro"}.')
+        return attributes
+
+
 @admin.register(Customer)
 class CustomerAdmin(TenantScopedAdmin):
+    form = CustomerForm
     list_display = ["external_id", "name", "email", "tenant", "signed_up_at"]
     search_fields = ["external_id", "name", "email"]
 

@@ -170,6 +170,9 @@ def test_an_admin_edit_of_the_attributes_enters_the_history(tenant, admin_client
     assert changes[-1].attributes == {"plan": "pro", "region": "eu", "seats": None}  # seats removed
     assert edit('{"plan": "pro", "region": "eu"}').status_code == 302  # saved unchanged: no row
     assert CustomerAttributeChange.objects.for_tenant(tenant).count() == 2
+    refused = edit("[1, 2]")
+    assert refused.status_code == 200 and "must be a JSON object" in refused.content.decode()
+    assert CustomerAttributeChange.objects.for_tenant(tenant).count() == 2
     # The model reads the edit as of any time after it.
     names = ["attribute.plan=pro", "attribute.seats"]
     later = changes[-1].valid_from + timedelta(seconds=1)
