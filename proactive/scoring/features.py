@@ -53,16 +53,17 @@ def history_patterns(tenant: Tenant, metrics: Sequence[Metric]) -> list[str]:
 def model_feature_names(tenant: Tenant, as_of: datetime) -> list[str]:
     """The feature names a model trained as of `as_of` uses."""
     metrics = grammar_metrics(tenant, as_of)
-    attributes = [str(f) for f in attribute_features(tenant_id=tenant.pk, as_of=as_of)]
-    attributes += [str(f) for f in value_features(tenant.numeric_properties or [])]
+    # Columns the tenant's own data defines: attributes as of the cut-off, declared numeric properties.
+    tenant_defined = [str(f) for f in attribute_features(tenant_id=tenant.pk, as_of=as_of)]
+    tenant_defined += [str(f) for f in value_features(tenant.numeric_properties or [])]
     if not any(m.kind is Kind.COUNT for m in metrics):
-        return [str(m) for m in metrics] + attributes
+        return [str(m) for m in metrics] + tenant_defined
     patterns = history_patterns(tenant, metrics)
     for single in [q for p in patterns for q in p.split("|")]:
         metrics += [parse_metric(f"count({single}, {d})") for d in LONG_WINDOWS]
         metrics.append(parse_metric(f"days_since_last({single})"))
     names = [str(m) for m in dict.fromkeys(metrics)]
-    return names + [str(f) for f in history_features(patterns)] + attributes
+    return names + [str(f) for f in history_features(patterns)] + tenant_defined
 
 
 @dataclass
